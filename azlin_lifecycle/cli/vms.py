@@ -1,0 +1,169 @@
+"""enable, disable, list, show: which VMs are monitored and how."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..config import (
+    VALID_HOOK_TYPES,
+    VALID_RESTART_POLICIES,
+    MonitoringConfig,
+    check_vm_name,
+    vm_from_dict,
+    vm_to_dict,
+)
+from ..errors import LifecycleConfigError
+from .context import AppContext, pass_app
+from .output import echo_fields, echo_json, echo_table
+
+OPTION_FIELDS = {
+    "interval": "check_interval_seconds",
+    "policy": "restart_policy",
+    "threshold": "ssh_failure_threshold",
+    "resource_group": "resource_group",
+    "subscription": "subscription_id",
+    "ssh_host": "ssh_host",
+    "ssh_port": "ssh_port",
+    "ssh_user": "ssh_user",
+    "ssh_key": "ssh_key",
+    "dry_run": "dry_run",
+}
+
+
+def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
+    hooks: dict[str, str] = {}
+    for item in values:
+        kind, sep, target = item.partition("=")
+        if not sep or not target:
+            raise click.BadParameter(
+                f"{item!r}: expected TYPE=TARGET, e.g. on_failure=/usr/local/bin/alert",
+                param_hint="--hook",
+            )
+        hooks[kind] = target
+    return hooks
+
+
+@click.command()
+@click.argument("vm")
+@click.option("--interval", type=int, help="Seconds between checks (at least 10; default 60).")
+@click.option("--policy", type=click.Choice(VALID_RESTART_POLICIES),
+              help="Restart policy (default never).")
+@click.option("--threshold", type=int,
+              help="Consecutive SSH failures before on-failure restarts (default 3).")
+@click.option("--resource-group", help="Azure resource group (default: [azure] or azlin's config).")
+@click.option("--subscription", help="Azure subscription ID (default: [azure] or azlin's config).")
+@click.option("--ssh-host", help="Host or IP to check over SSH (default: the VM name).")
+@click.option("--ssh-port", type=int, help="SSH port (default 22).")
+@click.option("--ssh-user", help="SSH user (default azureuser).")
+@click.option("--ssh-key", help="SSH private key (default ~/.ssh/azlin_key).")
+@click.option("--dry-run/--no-dry-run", default=None, help="Observe only: log 'would restart'.")
+@click.option("--hook", "hooks", multiple=True, metavar="TYPE=TARGET",
+              help=f"Set a hook ({', '.join(VALID_HOOK_TYPES)}); repeatable.")
+@pass_app
+def enable(app: AppContext, /, vm: str, hooks: tuple[str, ...], **options: Any) -> None:
+    """Monitor VM. Settings not given keep their current (or default) values."""
+    changes = {OPTION_FIELDS[k]: v for k, v in options.items() if v is not None}
+    new_hooks = parse_hook_option(hooks)
+    manager = app.manager()
+
+    def change(cfg: Any) -> Any:
+        current = vm_to_dict(cfg.vms.get(vm) or MonitoringConfig())
+        merged = {**current, **changes, "enabled": True}
+        merged["hooks"] = {**current.get("hooks", {}), **new_hooks}
+        return cfg.with_vm(vm, vm_from_dict(check_vm_name(vm), merged, "command line"))
+
+    new = manager.update(change)
+    settings = new.vms[vm]
+    click.echo(
+        f"Monitoring {vm}: every {settings.check_interval_seconds}s, "
+        f"restart policy {settings.restart_policy.value}, "
+        f"threshold {settings.ssh_failure_threshold}"
+        + (", dry run" if settings.dry_run else "")
+    )
+
+
+@click.command()
+@click.argument("vm")
+@pass_app
+def disable(app: AppContext, vm: str) -> None:
+    """Stop monitoring VM (its settings are kept)."""
+    app.manager().disable_monitoring(vm)
+    click.echo(f"Monitoring of {vm} disabled (settings kept; 'enable {vm}' resumes it)")
+
+
+@click.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Include VMs whose monitoring is disabled.")
+@pass_app
+def list_vms(app: AppContext, as_json: bool, show_all: bool) -> None:
+    """List monitored VMs."""
+    statuses = [s for s in app.manager().list_all_vms() if show_all or s.enabled]
+    if as_json:
+        echo_json([{"vm_name": s.vm_name, **_vm_json(s.config)} for s in statuses])
+        return
+    if not statuses:
+        click.echo("No VMs are monitored. Add one with: azlin lifecycle enable VM")
+        return
+    echo_table(
+        ["VM", "ENABLED", "INTERVAL", "POLICY", "THRESHOLD", "DRY-RUN", "HOOKS"],
+        [
+            [
+                s.vm_name,
+                "yes" if s.enabled else "no",
+                f"{s.config.check_interval_seconds}s",
+                s.config.restart_policy.value,
+                s.config.ssh_failure_threshold,
+                "yes" if s.config.dry_run else "no",
+                ",".join(sorted(s.config.hooks)) or "-",
+            ]
+            for s in statuses
+        ],
+    )
+
+
+def _vm_json(vm: MonitoringConfig) -> dict[str, Any]:
+    from .output import to_jsonable
+
+    data: dict[str, Any] = to_jsonable(vm)
+    return data
+
+
+@click.command()
+@click.argument("vm")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def show(app: AppContext, vm: str, as_json: bool) -> None:
+    """Show the monitoring settings of VM."""
+    status = app.manager().get_monitoring_status(vm)
+    cfg = status.config
+    if as_json:
+        echo_json({"vm_name": vm, **_vm_json(cfg)})
+        return
+    echo_fields(
+        [
+            ("vm", vm),
+            ("enabled", "yes" if cfg.enabled else "no"),
+            ("check_interval_seconds", cfg.check_interval_seconds),
+            ("restart_policy", cfg.restart_policy.value),
+            ("ssh_failure_threshold", cfg.ssh_failure_threshold),
+            ("dry_run", "yes" if cfg.dry_run else "no"),
+            ("resource_group", cfg.resource_group or "(default)"),
+            ("subscription_id", cfg.subscription_id or "(default)"),
+            ("ssh", f"{cfg.ssh_user}@{cfg.ssh_host or vm}:{cfg.ssh_port} key {cfg.ssh_key}"),
+        ]
+        + [(f"hook {k}", v) for k, v in sorted(cfg.hooks.items())]
+    )
+
+
+def check_vm_configured(app: AppContext, vm: str) -> MonitoringConfig:
+    cfg = app.manager().load().vms.get(vm)
+    if cfg is None:
+        raise LifecycleConfigError(
+            f"VM {vm!r} is not configured; add it with: azlin lifecycle enable {vm}"
+        )
+    return cfg
+
+
+COMMANDS = [enable, disable, list_vms, show]

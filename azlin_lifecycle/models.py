@@ -1,0 +1,169 @@
+"""The data the components exchange: plain frozen dataclasses and enums.
+
+No I/O here and no imports of adapters; the health monitor, the healer, the hooks
+and the daemon all speak in these types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class VMState(StrEnum):
+    """Azure's power states (``PowerState/<x>``), plus NOT_FOUND for an unknown VM."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    DEALLOCATING = "deallocating"
+    DEALLOCATED = "deallocated"
+    UNKNOWN = "unknown"
+    NOT_FOUND = "not_found"
+
+    @classmethod
+    def from_power_code(cls, code: str | None) -> VMState:
+        """``PowerState/running`` (or ``running``) -> RUNNING; anything else UNKNOWN."""
+        if not code:
+            return cls.UNKNOWN
+        value = code.split("/", 1)[1] if "/" in code else code
+        try:
+            return cls(value.lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def stopped_on_purpose(self) -> bool:
+        return self in (VMState.STOPPED, VMState.DEALLOCATED, VMState.STOPPING,
+                        VMState.DEALLOCATING)
+
+
+@dataclass(frozen=True)
+class VMTarget:
+    """Everything needed to reach one VM: where it lives in Azure and over SSH."""
+
+    name: str
+    subscription_id: str
+    resource_group: str
+    ssh_host: str
+    ssh_port: int = 22
+    ssh_user: str = "azureuser"
+    ssh_key: str = "~/.ssh/azlin_key"
+
+
+@dataclass(frozen=True)
+class PowerInfo:
+    """What Azure says about a VM (from an instance view)."""
+
+    state: VMState
+    provisioning_state: str | None = None
+    agent_status: str | None = None
+    message: str | None = None  # e.g. Azure's "not found" text
+
+
+@dataclass(frozen=True)
+class VMMetrics:
+    """Resource use read over SSH. A value that was not collected is None, never 0."""
+
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+    disk_percent: float | None = None
+    load_1m: float | None = None
+    load_5m: float | None = None
+    load_15m: float | None = None
+
+
+@dataclass(frozen=True)
+class SshProbeResult:
+    reachable: bool
+    reason: str | None = None  # why not reachable: "refused", "timed out (hung)", ...
+    metrics: VMMetrics | None = None
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """One health check of one VM."""
+
+    vm_name: str
+    state: VMState
+    ssh_reachable: bool
+    ssh_failures: int
+    healthy: bool
+    reason: str | None = None
+    provisioning_state: str | None = None
+    agent_status: str | None = None
+    metrics: VMMetrics | None = None
+    ssh_checked: bool = True
+    check_duration_seconds: float = 0.0
+    timestamp: dt.datetime = field(default_factory=utcnow)
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready dict (the persisted history format)."""
+        return {
+            "vm_name": self.vm_name,
+            "state": self.state.value,
+            "ssh_reachable": self.ssh_reachable,
+            "ssh_failures": self.ssh_failures,
+            "healthy": self.healthy,
+            "reason": self.reason,
+            "provisioning_state": self.provisioning_state,
+            "agent_status": self.agent_status,
+            "metrics": None if self.metrics is None else vars(self.metrics).copy(),
+            "ssh_checked": self.ssh_checked,
+            "check_duration_seconds": round(self.check_duration_seconds, 4),
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> HealthStatus:
+        metrics = rec.get("metrics")
+        return cls(
+            vm_name=rec["vm_name"],
+            state=VMState(rec["state"]),
+            ssh_reachable=rec["ssh_reachable"],
+            ssh_failures=rec["ssh_failures"],
+            healthy=rec["healthy"],
+            reason=rec.get("reason"),
+            provisioning_state=rec.get("provisioning_state"),
+            agent_status=rec.get("agent_status"),
+            metrics=VMMetrics(**metrics) if metrics else None,
+            ssh_checked=rec.get("ssh_checked", True),
+            check_duration_seconds=rec.get("check_duration_seconds", 0.0),
+            timestamp=dt.datetime.fromisoformat(rec["timestamp"]),
+        )
+
+
+@dataclass(frozen=True)
+class HealthFailure:
+    """What the healer needs to decide: how many consecutive failures, and why."""
+
+    vm_name: str
+    failure_count: int
+    reason: str
+    state: VMState = VMState.RUNNING
+    timestamp: dt.datetime = field(default_factory=utcnow)
+
+
+class RepairAction(StrEnum):
+    RESTART = "restart"
+    START = "start"
+    REDEPLOY = "redeploy"
+
+
+@dataclass(frozen=True)
+class RestartResult:
+    vm_name: str
+    success: bool
+    action: RepairAction = RepairAction.RESTART
+    timestamp: dt.datetime = field(default_factory=utcnow)
+    duration_seconds: float = 0.0
+    error_message: str | None = None
+    dry_run: bool = False

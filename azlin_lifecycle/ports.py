@@ -1,0 +1,61 @@
+"""The shapes of the outside world, as the domain logic sees it.
+
+Domain modules (health, healing, daemon) take objects of these shapes as constructor
+arguments. The real ones live in :mod:`azlin_lifecycle.adapters`; unit tests pass fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from .models import PowerInfo, SshProbeResult, VMTarget
+
+
+class AzureOperationError(Exception):
+    """An Azure call failed (after the adapter's own bounded retries).
+
+    Not a :class:`~azlin_lifecycle.errors.LifecycleError`: it is an outcome the domain
+    logic handles (a failed restart lands in a RestartResult), not a user error.
+    ``code`` is Azure's error code when there is one (``ResourceNotFound``, ...).
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ComputeApi(Protocol):
+    """Azure Compute, as far as health checks and healing need it."""
+
+    def instance_view(self, target: VMTarget) -> PowerInfo:
+        """The power state of one VM; NOT_FOUND (with Azure's message) if unknown.
+
+        Raises HealthCheckError when the login is missing or expired, and
+        AzureOperationError for other failures, never blocking past the timeout.
+        """
+        ...
+
+    def power_states(self, subscription_id: str, resource_group: str) -> Mapping[str, PowerInfo]:
+        """Power states of every VM in a resource group, from one paged list call."""
+        ...
+
+    def restart(self, target: VMTarget, timeout: float) -> None:
+        """Restart and wait for the long-running operation; AzureOperationError on failure."""
+        ...
+
+    def start(self, target: VMTarget, timeout: float) -> None: ...
+
+    def redeploy(self, target: VMTarget, timeout: float) -> None: ...
+
+
+class SshProber(Protocol):
+    """Reach a VM over SSH and read its metrics with one remote command."""
+
+    def probe(self, target: VMTarget, timeout: float) -> SshProbeResult: ...
+
+    def forget(self, target: VMTarget) -> None:
+        """Drop any cached connection (e.g. after a restart)."""
+        ...
+
+    def close(self) -> None: ...

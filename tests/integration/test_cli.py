@@ -1,0 +1,114 @@
+"""The CLI through click's runner and as real subprocesses of the installed scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from azlin_lifecycle.cli.main import cli
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_runner_enable_list_show_json() -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["enable", "web-1", "--policy", "on-failure", "--interval", "30",
+                                 "--hook", "on_failure=/usr/local/bin/alert"])
+    assert result.exit_code == 0, result.output
+    assert "Monitoring web-1: every 30s, restart policy on-failure" in result.output
+    listed = runner.invoke(cli, ["list", "--json"])
+    data = json.loads(listed.output)
+    assert data[0]["vm_name"] == "web-1" and data[0]["hooks"] == {"on_failure": "/usr/local/bin/alert"}
+    table = runner.invoke(cli, ["list"]).output.splitlines()
+    assert table[0].split() == ["VM", "ENABLED", "INTERVAL", "POLICY", "THRESHOLD", "DRY-RUN", "HOOKS"]
+    assert table[1].split() == ["web-1", "yes", "30s", "on-failure", "3", "no", "on_failure"]
+    shown = json.loads(runner.invoke(cli, ["show", "web-1", "--json"]).output)
+    assert shown["check_interval_seconds"] == 30
+
+
+def test_enable_keeps_existing_settings() -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["enable", "vm1", "--interval", "45", "--ssh-port", "2200"])
+    runner.invoke(cli, ["disable", "vm1"])
+    runner.invoke(cli, ["enable", "vm1", "--policy", "always"])
+    shown = json.loads(runner.invoke(cli, ["show", "vm1", "--json"]).output)
+    assert (shown["check_interval_seconds"], shown["ssh_port"], shown["restart_policy"]) == (
+        45, 2200, "always")
+
+
+def test_hook_set_clear_and_config_commands(isolated_dirs: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["enable", "vm1"])
+    assert runner.invoke(cli, ["hook", "set", "vm1", "on_healthy", "https://h.test/x"]).exit_code == 0
+    shown = json.loads(runner.invoke(cli, ["show", "vm1", "--json"]).output)
+    assert shown["hooks"] == {"on_healthy": "https://h.test/x"}
+    assert runner.invoke(cli, ["hook", "clear", "vm1", "on_healthy"]).exit_code == 0
+    path = runner.invoke(cli, ["config", "path"]).output.strip()
+    assert path == str(isolated_dirs / "lifecycle-config.toml")
+    ok = runner.invoke(cli, ["config", "validate"])
+    assert ok.exit_code == 0 and "valid (1 VMs, 1 enabled)" in ok.output
+
+
+def test_errors_are_one_line_exit_1_and_usage_errors_exit_2(isolated_dirs: Path) -> None:
+    bad = run(str(BIN / "azlin-lifecycle"), "enable", "vm1", "--interval", "3")
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == (
+        "azlin-lifecycle: error: command line [vms.vm1]: check_interval_seconds = 3 is not "
+        "allowed: expected an integer from 10 to 86400")
+    usage = run(str(BIN / "azlin-lifecycle"), "enable")
+    assert usage.returncode == 2 and "Missing argument 'VM'" in usage.stderr
+    isolated_dirs.mkdir(parents=True, exist_ok=True)
+    broken = isolated_dirs / "lifecycle-config.toml"
+    broken.write_text("[vms.a\n")
+    res = run(str(BIN / "azlin"), "lifecycle", "list")
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith(f"azlin lifecycle: error: {broken}: not valid TOML")
+    assert "line 1" in res.stderr
+    assert "Traceback" not in res.stderr
+    debug = run(str(BIN / "azlin-lifecycle"), "--debug", "list")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert broken.read_text() == "[vms.a\n"
+    other = tmp = isolated_dirs / "other.toml"
+    tmp.write_text("[vms.x]\nssh_failure_threshold = 0\n")
+    res = run(str(BIN / "azlin-lifecycle"), "config", "validate", str(other))
+    assert res.returncode == 1 and "ssh_failure_threshold = 0 is not allowed" in res.stderr
+
+
+def test_azlin_shim_runs_lifecycle_and_hands_the_rest_to_azlin(tmp_path: Path) -> None:
+    res = run(str(BIN / "azlin"), "lifecycle", "enable", "vm9")
+    assert res.returncode == 0 and "Monitoring vm9" in res.stdout
+    # No azlin on PATH: plain words, exit 127.
+    only_us = {"PATH": str(BIN)}
+    res = run(str(BIN / "azlin"), "list", env=only_us)
+    assert res.returncode == 127 and "azlin is not installed" in res.stderr
+    # A real azlin later on PATH receives the whole command line, unchanged.
+    fake_home = tmp_path / "realbin"
+    fake_home.mkdir()
+    real = fake_home / "azlin"
+    real.write_text("#!/bin/sh\necho \"real azlin got: $*\"\n")
+    real.chmod(0o755)
+    res = run(str(BIN / "azlin"), "list", "--rg", "x y", env={"PATH": f"{BIN}:{fake_home}"})
+    assert res.returncode == 0 and res.stdout.strip() == "real azlin got: list --rg x y"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["config", "path"]])
+def test_fast_start(argv: list[str]) -> None:
+    """The CLI must not import the Azure SDK, fabric or GObject (bench/cli_startup.py times it)."""
+    code = ("import sys, runpy; sys.argv=['azlin-lifecycle', *sys.argv[1:]];"
+            "from azlin_lifecycle.cli.main import cli\n"
+            "heavy=[m for m in sys.modules if m.split('.')[0] in ('azure','fabric','paramiko','gi')]\n"
+            "assert not heavy, heavy")
+    res = run(sys.executable, "-c", code, *argv)
+    assert res.returncode == 0, res.stderr
+    assert run(str(BIN / "azlin-lifecycle"), *argv).returncode == 0

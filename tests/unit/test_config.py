@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from azlin_lifecycle.config import (
+    LifecycleConfig,
+    LogLevel,
+    MonitoringConfig,
+    RestartPolicy,
+    parse_toml,
+    render_toml,
+)
+from azlin_lifecycle.errors import LifecycleConfigError
+
+SPEC_EXAMPLE = Path(__file__).parent.parent / "support" / "spec_example.toml"
+
+
+def test_spec_example_loads_unchanged_and_round_trips(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        cfg = parse_toml(SPEC_EXAMPLE.read_text(), "spec.toml")
+    assert "pid_file is unused" in caplog.text and "log_file is unused" in caplog.text
+    assert cfg.daemon.log_level is LogLevel.INFO
+    vm = cfg.vms["my-vm"]
+    assert vm.enabled and vm.check_interval_seconds == 60
+    assert vm.restart_policy is RestartPolicy.ON_FAILURE and vm.ssh_failure_threshold == 3
+    assert vm.hooks == {
+        "on_failure": "/usr/local/bin/alert-failure.sh",
+        "on_healthy": "/usr/local/bin/alert-healthy.sh",
+        "on_restart": "/usr/local/bin/alert-restart.sh",
+    }
+    assert cfg.vms["another-vm"].check_interval_seconds == 120
+    again = parse_toml(render_toml(cfg), "rendered")
+    assert again == cfg
+
+
+def test_defaults_are_safe() -> None:
+    vm = MonitoringConfig()
+    assert vm.restart_policy is RestartPolicy.NEVER
+    assert (vm.check_interval_seconds, vm.ssh_failure_threshold, vm.ssh_port) == (60, 3, 22)
+    assert (vm.ssh_user, vm.ssh_key) == ("azureuser", "~/.ssh/azlin_key")
+    cfg = LifecycleConfig()
+    assert cfg.healing.grace_period_seconds == 300 and cfg.healing.restart_budget == 3
+    assert cfg.azure.arm_endpoint == "https://management.azure.com"
+
+
+def test_string_policy_is_accepted_as_in_the_spec() -> None:
+    vm = MonitoringConfig(restart_policy="on-failure", hooks={"on_failure": "/bin/true"})  # type: ignore[arg-type]
+    assert vm.restart_policy is RestartPolicy.ON_FAILURE
+
+
+BAD = [
+    ("[vms.a]\ncheck_interval_seconds = 5\n",
+     'f.toml [vms.a]: check_interval_seconds = 5 is not allowed: expected an integer from 10 to 86400'),
+    ("[vms.a]\ncheck_interval_seconds = \"60\"\n",
+     'f.toml [vms.a]: check_interval_seconds = "60" is not allowed: expected an integer from 10'),
+    ("[vms.a]\nenabled = 1\n",
+     "f.toml [vms.a]: enabled = 1 is not allowed: expected true or false"),
+    ("[vms.a]\nrestart_policy = \"sometimes\"\n",
+     'f.toml [vms.a]: restart_policy = "sometimes" is not allowed: expected one of "never", '
+     '"on-failure", "always"'),
+    ("[vms.a]\nssh_failure_threshold = 0\n",
+     "f.toml [vms.a]: ssh_failure_threshold = 0 is not allowed: expected an integer from 1 to 100"),
+    ("[vms.a]\nssh_port = 70000\n",
+     "f.toml [vms.a]: ssh_port = 70000 is not allowed: expected an integer from 1 to 65535"),
+    ("[vms.a]\ncolour = \"red\"\n",
+     "f.toml [vms.a]: unknown key 'colour'; allowed keys: check_interval_seconds,"),
+    ("[vms.a.hooks]\non_boot = \"/bin/true\"\n",
+     "f.toml [vms.a.hooks]: unknown hook type 'on_boot'; allowed: on_start, on_stop, on_restart, "
+     "on_failure, on_healthy"),
+    ("[vms.a.hooks]\non_failure = \"alert.sh\"\n",
+     'f.toml [vms.a.hooks]: on_failure = "alert.sh" is not allowed: expected an absolute path'),
+    ("[vms.a.hooks]\non_failure = \"http://example.test/x\"\n",
+     "or an https:// URL"),
+    ("[vms.\"bad name\"]\n", "f.toml [vms.bad name]: invalid VM name 'bad name'"),
+    ("[vms]\na = 3\n", "f.toml: vms.a must be a table ([vms.a])"),
+    ("[daemon]\nlog_level = \"LOUD\"\n",
+     'f.toml [daemon]: log_level = "LOUD" is not allowed: expected one of "DEBUG", "INFO"'),
+    ("[azure]\narm_endpoint = \"http://127.0.0.1\"\n",
+     'f.toml [azure]: arm_endpoint = "http://127.0.0.1" is not allowed: expected an https:// URL'),
+    ("[azure]\ncredential = \"password\"\n",
+     'f.toml [azure]: credential = "password" is not allowed: expected one of "cli", "default"'),
+    ("[healing]\nrestart_budget = -1\n",
+     "f.toml [healing]: restart_budget = -1 is not allowed: expected an integer from 0 to 1000"),
+    ("[healing]\nbreaker_failing_ratio = 2.0\n",
+     "f.toml [healing]: breaker_failing_ratio = 2.0 is not allowed: expected a number from 0.01 to 1"),
+    ("[hooks]\ntimeout_seconds = 0\n",
+     "f.toml [hooks]: timeout_seconds = 0 is not allowed: expected a number from 0.1 to 3600"),
+    ("surprise = 1\n", "f.toml: unknown table or key 'surprise'; allowed: azure, daemon, healing"),
+    ("daemon = 1\n", "f.toml: daemon must be a table ([daemon])"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_every_validation_error_names_file_table_key_value_and_allowed(
+    text: str, message: str
+) -> None:
+    with pytest.raises(LifecycleConfigError) as info:
+        parse_toml(text, "f.toml")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_syntax_error_gives_path_line_and_column() -> None:
+    with pytest.raises(LifecycleConfigError) as info:
+        parse_toml("[vms.a]\nenabled = true\ncheck_interval_seconds = = 3\n", "/x/f.toml")
+    text = str(info.value)
+    assert text.startswith("/x/f.toml: not valid TOML:")
+    assert "line 3" in text and "column" in text
+
+
+def test_programmatic_config_is_validated_too() -> None:
+    with pytest.raises(LifecycleConfigError, match="check_interval_seconds = 1 is not allowed"):
+        MonitoringConfig(check_interval_seconds=1)
+    with pytest.raises(LifecycleConfigError, match="unknown hook type 'on_reboot'"):
+        MonitoringConfig(hooks={"on_reboot": "/bin/true"})
