@@ -1,0 +1,1 @@
+"""Adapters: the code that talks to the outside world (systemd, D-Bus, journald, Azure, SSH)."""
