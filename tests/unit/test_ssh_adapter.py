@@ -1,0 +1,147 @@
+"""Pure logic of the SSH adapter: reason classification, known_hosts, the watchdog."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from azlin_lifecycle.adapters.ssh import (
+    HostKeyChanged,
+    KnownHosts,
+    Phase,
+    _Watchdog,
+    classify_failure,
+    host_key_name,
+)
+
+
+@pytest.mark.parametrize(
+    ("exc", "phase", "passed", "reason"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), Phase.CONNECT, False,
+         "connection refused"),
+        (TimeoutError("timed out"), Phase.CONNECT, False, "timed out"),
+        (OSError(113, "No route to host"), Phase.CONNECT, False, "ssh error: [Errno 113] No route to host"),
+        (socket.gaierror(-2, "Name or service not known"), Phase.CONNECT, False,
+         "name resolution failed"),
+        (socket.gaierror(-3, "Temporary failure in name resolution"), Phase.CONNECT, False,
+         "name resolution failed"),
+        (paramiko.SSHException("Error reading SSH protocol banner"), Phase.HANDSHAKE, False,
+         "timed out (hung)"),
+        (paramiko.SSHException("No existing session"), Phase.HANDSHAKE, False,
+         "timed out (hung)"),
+        (paramiko.SSHException("Negotiation failed."), Phase.HANDSHAKE, True, "timed out (hung)"),
+        (paramiko.SSHException("Timeout opening channel."), Phase.SESSION, False,
+         "timed out (hung)"),
+        (paramiko.AuthenticationException("Authentication failed."), Phase.AUTH, False,
+         "authentication failed"),
+        (paramiko.BadAuthenticationType("Bad authentication type", ["password"]), Phase.AUTH,
+         False, "authentication failed"),
+        (paramiko.AuthenticationException("Authentication timeout."), Phase.AUTH, False,
+         "timed out (hung)"),
+        (HostKeyChanged("x"), Phase.HANDSHAKE, False, "host key changed"),
+        (TimeoutError(), Phase.COMMAND, False, "command timed out"),
+        (paramiko.SSHException("Channel closed."), Phase.COMMAND, True, "command timed out"),
+        (paramiko.SSHException("Incompatible version (1.5 instead of 2.0)"), Phase.HANDSHAKE,
+         False, "ssh error: Incompatible version (1.5 instead of 2.0)"),
+    ],
+)
+def test_classify_failure(exc: BaseException, phase: Phase, passed: bool, reason: str) -> None:
+    assert classify_failure(exc, phase, passed) == reason
+
+
+def test_banner_eof_is_not_hung() -> None:
+    try:
+        try:
+            raise EOFError()
+        except EOFError as eof:
+            raise paramiko.SSHException("Error reading SSH protocol banner") from eof
+    except paramiko.SSHException as exc:
+        assert classify_failure(exc, Phase.HANDSHAKE, False) == (
+            "ssh error: Error reading SSH protocol banner"
+        )
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> list[paramiko.PKey]:
+    base = tmp_path_factory.mktemp("keys")
+    out = []
+    for i in range(3):
+        path = base / f"k{i}"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+        out.append(paramiko.PKey.from_path(path))
+    return out
+
+
+def test_bad_host_key_exception_is_host_key_changed(keys: list[paramiko.PKey]) -> None:
+    exc = paramiko.BadHostKeyException("h", keys[0], keys[1])
+    assert classify_failure(exc, Phase.HANDSHAKE, False) == "host key changed"
+
+
+def test_host_key_name() -> None:
+    assert host_key_name("vm1.example", 22) == "vm1.example"
+    assert host_key_name("127.0.0.1", 2222) == "[127.0.0.1]:2222"
+
+
+def test_known_hosts_accepts_new_then_pins(tmp_path: Path, keys: list[paramiko.PKey]) -> None:
+    first, second = keys[0], keys[1]
+    hosts = KnownHosts(tmp_path / "kh" / "known_hosts")
+    hosts.verify("[127.0.0.1]:2200", first)
+    hosts.verify("[127.0.0.1]:2200", first)
+    assert hosts.path.read_text() == f"[127.0.0.1]:2200 ssh-ed25519 {first.get_base64()}\n"
+    with pytest.raises(HostKeyChanged):
+        hosts.verify("[127.0.0.1]:2200", second)
+    # A key written by another process is seen (the cache follows the file).
+    other = KnownHosts(hosts.path)
+    other.verify("[127.0.0.1]:2201", second)
+    with pytest.raises(HostKeyChanged):
+        hosts.verify("[127.0.0.1]:2201", first)
+    assert len(hosts.path.read_text().splitlines()) == 2
+
+
+def test_concurrent_first_contacts_all_land(tmp_path: Path, keys: list[paramiko.PKey]) -> None:
+    path = tmp_path / "known_hosts"
+    barrier = threading.Barrier(24)
+    errors: list[BaseException] = []
+
+    def record(i: int) -> None:
+        hosts = KnownHosts(path)  # one per thread: no shared in-memory state
+        barrier.wait()
+        try:
+            hosts.verify(f"[127.0.0.1]:{3000 + i}", keys[i % 3])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    check = paramiko.HostKeys(str(path))
+    for i in range(24):
+        entry = check.lookup(f"[127.0.0.1]:{3000 + i}")
+        assert entry is not None and entry["ssh-ed25519"] == keys[i % 3]
+
+
+def test_watchdog_runs_only_uncancelled_actions_at_their_deadline() -> None:
+    dog = _Watchdog()
+    fired: list[tuple[str, float]] = []
+    start = time.monotonic()
+    try:
+        dog.watch(start + 0.3, lambda: fired.append(("late", time.monotonic() - start)))
+        token = dog.watch(start + 0.1, lambda: fired.append(("cancelled", 0.0)))
+        dog.watch(start + 0.15, lambda: fired.append(("early", time.monotonic() - start)))
+        dog.cancel(token)
+        time.sleep(0.5)
+    finally:
+        dog.stop()
+    assert [name for name, _ in fired] == ["early", "late"]
+    assert 0.14 <= fired[0][1] < 0.3
+    assert 0.29 <= fired[1][1] < 0.5
