@@ -59,3 +59,11 @@ class SshProber(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class HookRunner(Protocol):
+    """Fire lifecycle hooks without waiting for them (HookExecutor is the real one)."""
+
+    def execute_hook_async(
+        self, hook_type: str, vm_name: str, context: Mapping[str, object]
+    ) -> object: ...

@@ -1,0 +1,278 @@
+"""Persisted state: health history, repair history and per-VM healing state.
+
+One SQLite database in ``$XDG_STATE_HOME/azlin-lifecycle/state.db`` (WAL mode), so the
+daemon writes while the CLI reads, every change is an atomic transaction, and a
+crash or SIGKILL never leaves a half-written file. Repair intents are committed
+*before* Azure is asked to act: a daemon killed mid-restart and started again by
+systemd sees the attempt, counts it against the budget and respects its grace period.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .fsio import ensure_private_dir
+from .models import HealthStatus, RepairAction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    vm TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checks_by_vm ON checks (vm, id);
+CREATE TABLE IF NOT EXISTS repairs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    vm TEXT NOT NULL,
+    action TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    outcome TEXT NOT NULL,          -- in_flight | succeeded | failed | interrupted | dry_run
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS repairs_by_vm ON repairs (vm, started);
+CREATE TABLE IF NOT EXISTS vm_state (
+    vm TEXT PRIMARY KEY,
+    grace_until REAL NOT NULL DEFAULT 0,
+    held_reason TEXT,
+    updated REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS daemon (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class RepairRecord:
+    id: int
+    vm: str
+    action: RepairAction
+    started: float  # epoch seconds
+    ended: float | None
+    outcome: str
+    error: str | None
+
+    @property
+    def counts_against_budget(self) -> bool:
+        return self.outcome != "dry_run"
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "interrupted")
+
+    @property
+    def started_at(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.started, dt.UTC)
+
+
+@dataclass(frozen=True)
+class VMHealingState:
+    vm: str
+    grace_until: float = 0.0
+    held_reason: str | None = None
+
+
+def default_db_path() -> Path:
+    return paths.state_dir() / "state.db"
+
+
+class StateStore:
+    """Thread-safe access to the state database (one connection, one lock)."""
+
+    def __init__(self, path: Path | None = None, history_size: int = 1000) -> None:
+        self.path = path or default_db_path()
+        self.history_size = history_size
+        ensure_private_dir(self.path.parent)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                   isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self.path.chmod(0o600)
+        self._inserts_since_prune = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ history
+    def add_checks(self, statuses: Iterable[HealthStatus]) -> None:
+        rows = [(s.vm_name, json.dumps(s.to_record())) for s in statuses]
+        if not rows:
+            return
+        with self._tx() as db:
+            db.executemany("INSERT INTO checks (vm, record) VALUES (?, ?)", rows)
+            self._inserts_since_prune += len(rows)
+            if self._inserts_since_prune >= max(100, self.history_size // 4):
+                self._prune(db)
+                self._inserts_since_prune = 0
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        """Keep the newest ``history_size`` checks of every VM."""
+        db.execute(
+            "DELETE FROM checks WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+            "(PARTITION BY vm ORDER BY id DESC) AS n FROM checks) WHERE n > ?)",
+            (self.history_size,),
+        )
+
+    def history(self, vm: str, limit: int | None = None) -> list[HealthStatus]:
+        """Oldest first; at most ``limit`` (default: the history size) newest entries."""
+        n = min(limit or self.history_size, self.history_size)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT record FROM checks WHERE vm = ? ORDER BY id DESC LIMIT ?", (vm, n)
+            ).fetchall()
+        return [HealthStatus.from_record(json.loads(r[0])) for r in reversed(rows)]
+
+    def latest(self, vms: Iterable[str] | None = None) -> dict[str, HealthStatus]:
+        query = "SELECT vm, record FROM checks WHERE id IN (SELECT MAX(id) FROM checks GROUP BY vm)"
+        with self._lock:
+            rows = self._db.execute(query).fetchall()
+        wanted = None if vms is None else set(vms)
+        return {
+            vm: HealthStatus.from_record(json.loads(rec))
+            for vm, rec in rows
+            if wanted is None or vm in wanted
+        }
+
+    def clear_history(self, vm: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM checks WHERE vm = ?", (vm,))
+
+    # ------------------------------------------------------------------ repairs
+    def begin_repair(self, vm: str, action: RepairAction, *, dry_run: bool, grace_until: float,
+                     now: float | None = None) -> int:
+        """Record a repair before it is attempted; commits before returning."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO repairs (vm, action, started, ended, outcome) VALUES (?, ?, ?, ?, ?)",
+                (vm, action.value, now, now if dry_run else None,
+                 "dry_run" if dry_run else "in_flight"),
+            )
+            if not dry_run:
+                self._set_grace(db, vm, grace_until)
+            return int(cur.lastrowid or 0)
+
+    def end_repair(self, repair_id: int, *, success: bool, error: str | None,
+                   grace_until: float | None, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            row = db.execute("SELECT vm FROM repairs WHERE id = ?", (repair_id,)).fetchone()
+            db.execute(
+                "UPDATE repairs SET ended = ?, outcome = ?, error = ? WHERE id = ?",
+                (now, "succeeded" if success else "failed", error, repair_id),
+            )
+            if row and grace_until is not None:
+                self._set_grace(db, row[0], grace_until)
+
+    def interrupt_unfinished(self) -> list[RepairRecord]:
+        """Mark repairs left in flight by a daemon that died; returns them."""
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM repairs WHERE outcome = 'in_flight'").fetchall()
+            db.execute(
+                "UPDATE repairs SET outcome = 'interrupted', "
+                "error = 'the daemon stopped before the repair finished' "
+                "WHERE outcome = 'in_flight'"
+            )
+        return [dataclasses.replace(_repair(r), outcome="interrupted") for r in rows]
+
+    def repairs(self, vm: str | None = None, since: float = 0.0) -> list[RepairRecord]:
+        with self._lock:
+            if vm is None:
+                rows = self._db.execute(
+                    "SELECT * FROM repairs WHERE started >= ? ORDER BY started", (since,)
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM repairs WHERE vm = ? AND started >= ? ORDER BY started",
+                    (vm, since),
+                ).fetchall()
+        return [_repair(r) for r in rows]
+
+    def last_repairs(self) -> dict[str, RepairRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM repairs WHERE id IN (SELECT MAX(id) FROM repairs GROUP BY vm)"
+            ).fetchall()
+        return {r[1]: _repair(r) for r in rows}
+
+    # ------------------------------------------------------------------ healing state
+    def _set_grace(self, db: sqlite3.Connection, vm: str, grace_until: float) -> None:
+        db.execute(
+            "INSERT INTO vm_state (vm, grace_until, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(vm) DO UPDATE SET grace_until = excluded.grace_until, "
+            "updated = excluded.updated",
+            (vm, grace_until, time.time()),
+        )
+
+    def healing_state(self, vm: str) -> VMHealingState:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT vm, grace_until, held_reason FROM vm_state WHERE vm = ?", (vm,)
+            ).fetchone()
+        return VMHealingState(*row) if row else VMHealingState(vm)
+
+    def all_healing_states(self) -> dict[str, VMHealingState]:
+        with self._lock:
+            rows = self._db.execute("SELECT vm, grace_until, held_reason FROM vm_state").fetchall()
+        return {r[0]: VMHealingState(*r) for r in rows}
+
+    def set_held_reasons(self, reasons: dict[str, str | None]) -> None:
+        """Record why healing is held back per VM (None: not held), for `status`."""
+        if not reasons:
+            return
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO vm_state (vm, held_reason, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT(vm) DO UPDATE SET held_reason = excluded.held_reason, "
+                "updated = excluded.updated",
+                [(vm, reason, now) for vm, reason in reasons.items()],
+            )
+
+    # ------------------------------------------------------------------ daemon facts
+    def set_daemon_fact(self, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO daemon (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def daemon_facts(self) -> dict[str, Any]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM daemon").fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+
+def _repair(row: Any) -> RepairRecord:
+    return RepairRecord(
+        id=row[0], vm=row[1], action=RepairAction(row[2]), started=row[3], ended=row[4],
+        outcome=row[5], error=row[6],
+    )
