@@ -410,6 +410,7 @@ class FabricSshProber:
             attempt.sock = socket.create_connection(
                 (target.ssh_host, target.ssh_port), timeout=_left(connect_deadline)
             )
+            attempt.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self.connections_opened += 1
             phase = Phase.HANDSHAKE
