@@ -1,13 +1,29 @@
-"""hook set / clear: attach scripts or webhooks to lifecycle events."""
+"""hook set / clear / test: attach scripts or webhooks to lifecycle events, and try them."""
 
 from __future__ import annotations
+
+import logging
 
 import click
 
 from ..config import VALID_HOOK_TYPES
+from ..errors import HookExecutionError
 from .context import AppContext, pass_app
+from .output import echo_fields, echo_json
 
 HOOK_TYPE = click.Choice(VALID_HOOK_TYPES)
+SHOW_CHARS = 2000
+
+# What `hook test` passes: the keys the daemon sets for the various events.
+SAMPLE_CONTEXT: dict[str, object] = {
+    "failure_count": 3,
+    "reason": "test from azlin lifecycle hook test",
+    "state": "running",
+    "previous_state": "running",
+    "restart_result": "success",
+    "action": "restart",
+    "hook_test": 1,
+}
 
 
 @click.group(name="hook")
@@ -19,9 +35,15 @@ def hook_group() -> None:
 @click.argument("vm")
 @click.argument("hook_type", metavar="TYPE", type=HOOK_TYPE)
 @click.argument("target")
+@click.option("--no-check", is_flag=True,
+              help="Save a script path without checking the script (exists, executable, safe).")
 @pass_app
-def set_hook(app: AppContext, vm: str, hook_type: str, target: str) -> None:
+def set_hook(app: AppContext, vm: str, hook_type: str, target: str, no_check: bool) -> None:
     """Run TARGET (an executable's absolute path, or an https:// URL) on TYPE events of VM."""
+    if not no_check and not target.startswith("https://"):
+        from ..hooks import validate_hook_script
+
+        validate_hook_script(target)
     app.manager().set_hook(vm, hook_type, target)
     click.echo(f"{vm}: {hook_type} -> {target}")
 
@@ -34,6 +56,61 @@ def clear_hook(app: AppContext, vm: str, hook_type: str) -> None:
     """Remove the TYPE hook of VM."""
     app.manager().clear_hook(vm, hook_type)
     click.echo(f"{vm}: {hook_type} hook cleared")
+
+
+@hook_group.command(name="test")
+@click.argument("vm")
+@click.argument("hook_type", metavar="TYPE", type=HOOK_TYPE)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_app
+def test_hook(app: AppContext, vm: str, hook_type: str, as_json: bool) -> None:
+    """Run VM's TYPE hook once with sample values (FAILURE_COUNT=3, HOOK_TEST=1, ...)."""
+    from ..hooks import HookExecutor
+
+    manager = app.manager()
+    config = manager.load()
+    hooks = manager.get_monitoring_status(vm).config.hooks
+    if hook_type not in hooks:
+        raise HookExecutionError(
+            f"VM {vm!r} has no {hook_type} hook; set one with: "
+            f"azlin lifecycle hook set {vm} {hook_type} PATH_OR_URL"
+        )
+    executor = HookExecutor(lambda _name: hooks, config.hooks)
+    # The result is printed below; the executor's own log line would only repeat it.
+    hook_log = logging.getLogger("azlin_lifecycle.hooks")
+    level = hook_log.level
+    if not app.debug:
+        hook_log.setLevel(logging.ERROR)
+    try:
+        result = executor.execute_hook(hook_type, vm, SAMPLE_CONTEXT)
+    finally:
+        hook_log.setLevel(level)
+    if as_json:
+        echo_json(result)
+    else:
+        code = (f"HTTP {result.http_status}" if result.kind == "webhook"
+                else result.exit_code)
+        echo_fields([
+            ("hook", f"{vm} {hook_type} -> {result.target}"),
+            ("success", "yes" if result.success else "no"),
+            ("status" if result.kind == "webhook" else "exit code", code),
+            ("duration", f"{result.duration_seconds:.2f}s"),
+            ("timed out", "yes" if result.timed_out else "no"),
+        ])
+        for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if text:
+                click.echo(f"--- {name}" + (" (truncated by the output cap)"
+                                            if result.truncated else ""))
+                click.echo(_shorten(text))
+    if not result.success:
+        raise HookExecutionError(f"{vm} {hook_type} hook failed: {result.error}")
+
+
+def _shorten(text: str) -> str:
+    text = text.rstrip("\n")
+    if len(text) <= SHOW_CHARS:
+        return text
+    return f"{text[:SHOW_CHARS]}\n... ({len(text) - SHOW_CHARS} more characters not shown)"
 
 
 COMMANDS = [hook_group]
