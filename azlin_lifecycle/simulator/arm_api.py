@@ -1,0 +1,297 @@
+"""The ARM REST API for Microsoft.Compute/virtualMachines, as a pure request -> response
+function (the HTTPS plumbing lives in :mod:`.arm_server`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from . import armjson
+from .state import ArmError, FleetState, Operation
+
+Json = Any
+ControlHandler = Callable[[str, str, Json], tuple[int, Json]]
+
+_SUB = r"^/subscriptions/(?P<sub>[^/]+)"
+_VMS = _SUB + r"/resourcegroups/(?P<rg>[^/]+)/providers/microsoft\.compute/virtualmachines"
+ROUTES: list[tuple[str, re.Pattern[str]]] = [
+    ("list", re.compile(_VMS + r"/?$", re.I)),
+    ("get", re.compile(_VMS + r"/(?P<vm>[^/]+)$", re.I)),
+    ("instance_view", re.compile(_VMS + r"/(?P<vm>[^/]+)/instanceview$", re.I)),
+    ("action", re.compile(
+        _VMS + r"/(?P<vm>[^/]+)/(?P<action>restart|start|poweroff|deallocate|redeploy)$", re.I)),
+    ("list_all", re.compile(_SUB + r"/providers/microsoft\.compute/virtualmachines/?$", re.I)),
+    ("operation", re.compile(
+        _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)$",
+        re.I)),
+]
+ACTION_NAMES = {"restart": "restart", "start": "start", "poweroff": "powerOff",
+                "deallocate": "deallocate", "redeploy": "redeploy"}
+RATE_BUCKETS = {  # category -> (header name, bucket size, refill per second)
+    "get": ("Microsoft.Compute/LowCostGet3Min", 24000, 8000 / 60),
+    "list": ("Microsoft.Compute/HighCostGet3Min", 900, 300 / 60),
+    "action": ("Microsoft.Compute/UpdateVM3Min", 1500, 500 / 60),
+    "operation": ("Microsoft.Compute/GetOperation3Min", 45000, 15000 / 60),
+}
+FAULT_CODES = {429: ("TooManyRequests", "The request is being throttled as the limit has been "
+                     "reached for operation type - Read_3Min. For more information, see - "
+                     "https://aka.ms/throttling"),
+               500: ("InternalServerError", "An internal execution error occurred. "
+                     "Please retry later."),
+               503: ("ServiceUnavailable", "The service is temporarily unavailable. "
+                     "Please retry later.")}
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, value: Json, headers: Mapping[str, str] | None = None) -> Response:
+        return cls(status, json.dumps(value).encode("utf-8"),
+                   {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+
+    @classmethod
+    def error(cls, status: int, code: str, message: str,
+              headers: Mapping[str, str] | None = None) -> Response:
+        return cls.json(status, armjson.error_body(code, message), headers)
+
+
+class ArmFaults:
+    """Whole-API faults: the next N answers fail, and a fixed delay on every answer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.status = 0
+        self.count = 0
+        self.retry_after: float | None = None
+        self.latency = 0.0
+
+    def set_fault(self, status: int, count: int, retry_after: float | None) -> None:
+        with self._lock:
+            self.status, self.count, self.retry_after = status, count, retry_after
+
+    def take(self) -> tuple[int, float | None] | None:
+        with self._lock:
+            if self.count <= 0:
+                return None
+            self.count -= 1
+            return self.status, self.retry_after
+
+
+class _RateBuckets:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens = {k: float(size) for k, (_, size, _) in RATE_BUCKETS.items()}
+        self._stamp = time.monotonic()
+
+    def spend(self, category: str) -> str:
+        name = RATE_BUCKETS[category][0]
+        with self._lock:
+            now = time.monotonic()
+            elapsed, self._stamp = now - self._stamp, now
+            for key, (_, cap, refill) in RATE_BUCKETS.items():
+                self._tokens[key] = min(float(cap), self._tokens[key] + elapsed * refill)
+            self._tokens[category] = max(0.0, self._tokens[category] - 1)
+            return f"{name};{int(self._tokens[category])}"
+
+
+class ArmApi:
+    def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
+                 retry_after: int = 1, control: ControlHandler | None = None) -> None:
+        self.state = state
+        self.subscription_id = subscription_id
+        self.page_size = page_size
+        self.retry_after = retry_after
+        self.control = control
+        self.control_token = ""
+        self.base_url = ""
+        self.faults = ArmFaults()
+        self.requests_served = 0
+        self._rates = _RateBuckets()
+        self._count_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ entry point
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
+        path, _, query_text = target.partition("?")
+        if path.startswith("/_simulator/"):
+            return self._control(method, path, headers, body)
+        with self._count_lock:
+            self.requests_served += 1
+        if self.faults.latency > 0:
+            time.sleep(self.faults.latency)
+        response = self._arm(method, path, parse_qs(query_text, keep_blank_values=True), headers)
+        response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        response.headers.setdefault("x-ms-correlation-request-id", str(uuid.uuid4()))
+        return response
+
+    def _control(self, method: str, path: str, headers: Mapping[str, str],
+                 body: bytes) -> Response:
+        if self.control is None:
+            return Response.error(404, "NotFound", "this simulator has no control API")
+        if self.control_token and headers.get("x-simulator-token") != self.control_token:
+            return Response.error(401, "AuthenticationFailed",
+                                  "missing or wrong X-Simulator-Token (see simulator.json)")
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            return Response.error(400, "InvalidJson", "the request body is not valid JSON")
+        status, value = self.control(method, path[len("/_simulator/"):], payload)
+        return Response.json(status, value)
+
+    def _arm(self, method: str, path: str, query: dict[str, list[str]],
+             headers: Mapping[str, str]) -> Response:
+        auth = headers.get("authorization", "")
+        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            return Response.error(
+                401, "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.",
+                {"WWW-Authenticate": 'Bearer error="invalid_token", error_description='
+                 '"The authentication failed because of missing \'Authorization\' header."'})
+        fault = self.faults.take()
+        if fault is not None:
+            status, retry_after = fault
+            code, message = FAULT_CODES.get(status, ("InternalServerError",
+                                                     FAULT_CODES[500][1]))
+            extra = {} if retry_after is None else {"Retry-After": _seconds(retry_after)}
+            return Response.error(status, code, message, extra)
+        if "api-version" not in query:
+            return Response.error(400, "MissingApiVersionParameter",
+                                  "The api-version query parameter (?api-version=) is required "
+                                  "for all requests.")
+        for kind, pattern in ROUTES:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            wanted = "POST" if kind == "action" else "GET"
+            if method != wanted:
+                return Response.error(405, "MethodNotAllowed",
+                                      f"The requested resource does not support http method "
+                                      f"'{method}'.")
+            groups = match.groupdict()
+            if groups["sub"].lower() != self.subscription_id.lower():
+                return Response.error(404, "SubscriptionNotFound",
+                                      f"The subscription '{groups['sub']}' could not be found.")
+            try:
+                return getattr(self, f"_{kind}")(groups, query)  # type: ignore[no-any-return]
+            except ArmError as exc:
+                return Response.error(exc.status, exc.code, exc.message)
+        return Response.error(404, "NotFound",
+                              f"No HTTP resource was found that matches the request URI "
+                              f"'{self.base_url}{path}'.")
+
+    # ------------------------------------------------------------------ routes
+    def _check_rg(self, rg: str) -> str:
+        if rg.lower() != self.state.resource_group.lower():
+            raise ArmError(404, "ResourceGroupNotFound",
+                           f"Resource group '{rg}' could not be found.")
+        return self.state.resource_group
+
+    def _get(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        rg = self._check_rg(groups["rg"])
+        expand = _expand(query)
+        with self.state.lock:
+            vm = self.state.require(groups["vm"])
+            body = armjson.vm_body(vm, self.subscription_id, rg, expand)
+        return Response.json(200, body, self._rate("get"))
+
+    def _instance_view(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        self._check_rg(groups["rg"])
+        with self.state.lock:
+            body = armjson.instance_view(self.state.require(groups["vm"]))
+        return Response.json(200, body, self._rate("get"))
+
+    def _list(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        rg = self._check_rg(groups["rg"])
+        expand = _expand(query)
+        return self._page(
+            query, lambda vms: [armjson.vm_body(vm, self.subscription_id, rg, expand)
+                                for vm in vms],
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{rg}/providers/"
+            "Microsoft.Compute/virtualMachines")
+
+    def _list_all(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        rg = self.state.resource_group
+        status_only = query.get("statusOnly", [""])[0].lower() == "true"
+        return self._page(
+            query, lambda vms: [
+                armjson.status_only_body(vm, self.subscription_id, rg) if status_only
+                else armjson.vm_body(vm, self.subscription_id, rg, False) for vm in vms],
+            f"/subscriptions/{self.subscription_id}/providers/Microsoft.Compute/virtualMachines")
+
+    def _page(self, query: dict[str, list[str]], render: Callable[[list[Any]], list[Json]],
+              path: str) -> Response:
+        try:
+            start = int(query.get("$skiptoken", ["0"])[0] or 0)
+        except ValueError:
+            raise ArmError(400, "InvalidSkipToken", "The skip token is not valid.") from None
+        with self.state.lock:
+            vms = self.state.all()
+            page = render(vms[start:start + self.page_size])
+        body: dict[str, Json] = {"value": page}
+        if start + self.page_size < len(vms):
+            params = {k: v[0] for k, v in query.items() if k != "$skiptoken"}
+            params["$skiptoken"] = str(start + self.page_size)
+            body["nextLink"] = f"{self.base_url}{path}?{urlencode(params)}"
+        return Response.json(200, body, self._rate("list"))
+
+    def _action(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        self._check_rg(groups["rg"])
+        op = self.state.begin(groups["vm"], ACTION_NAMES[groups["action"].lower()])
+        status_url = (f"{self.base_url}/subscriptions/{self.subscription_id}/providers/"
+                      f"Microsoft.Compute/locations/{armjson.LOCATION}/operations/{op.id}"
+                      f"?p={op.vm}&api-version={armjson.API_VERSION}")
+        return Response(202, b"", {
+            "Azure-AsyncOperation": status_url,
+            "Location": status_url + "&monitor=true",
+            "Retry-After": str(self.retry_after),
+            **self._rate("action"),
+        })
+
+    def _operation(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        op = self.state.operation(groups["op"])
+        if op is None:
+            raise ArmError(404, "NotFound", "The entity was not found in this Azure location.")
+        rate = self._rate("operation")
+        with self.state.lock:
+            snapshot = Operation(**vars(op))
+        if query.get("monitor", [""])[0].lower() == "true":
+            return self._monitor(snapshot, rate)
+        body: dict[str, Json] = {"name": snapshot.id, "startTime": armjson.iso(snapshot.started),
+                                 "status": snapshot.status}
+        if snapshot.ended is not None:
+            body["endTime"] = armjson.iso(snapshot.ended)
+        if snapshot.error_code is not None:
+            body["error"] = {"code": snapshot.error_code, "message": snapshot.error_message}
+        if snapshot.status == "InProgress":
+            rate["Retry-After"] = str(self.retry_after)
+        return Response.json(200, body, rate)
+
+    def _monitor(self, op: Operation, rate: dict[str, str]) -> Response:
+        if op.status == "InProgress":
+            return Response(202, b"", {**rate, "Retry-After": str(self.retry_after)})
+        if op.status == "Succeeded":
+            return Response(200, b"", rate)
+        return Response.error(500 if op.status == "Failed" else 409,
+                              op.error_code or "OperationCanceled",
+                              op.error_message or "The operation was canceled.", rate)
+
+    def _rate(self, category: str) -> dict[str, str]:
+        return {"x-ms-ratelimit-remaining-resource": self._rates.spend(category)}
+
+
+def _expand(query: dict[str, list[str]]) -> bool:
+    return any(v.lower() == "instanceview" for v in query.get("$expand", []))
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -1,0 +1,127 @@
+"""ARM JSON shapes for simulated VMs, modelled on the REST specification's examples
+(VirtualMachine_Get.json, VirtualMachine_Get_InstanceView.json)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .state import SimVM
+
+API_VERSION = "2026-04-01"
+LOCATION = "eastus"
+POWER_DISPLAY = {
+    "starting": "VM starting",
+    "running": "VM running",
+    "stopping": "VM stopping",
+    "stopped": "VM stopped",
+    "deallocating": "VM deallocating",
+    "deallocated": "VM deallocated",
+}
+
+
+def iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def vm_path(subscription_id: str, resource_group: str, name: str) -> str:
+    return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
+            f"Microsoft.Compute/virtualMachines/{name}")
+
+
+def provisioning_status(vm: SimVM) -> dict[str, Any]:
+    state = vm.provisioning
+    if state.startswith("failed/"):
+        status: dict[str, Any] = {"code": f"ProvisioningState/{state}", "level": "Error",
+                                  "displayStatus": "Provisioning failed"}
+        if vm.provisioning_message:
+            status["message"] = vm.provisioning_message
+        return status
+    display = {"succeeded": "Provisioning succeeded", "updating": "Updating"}[state]
+    return {"code": f"ProvisioningState/{state}", "level": "Info", "displayStatus": display,
+            "time": iso(vm.created)}
+
+
+def provisioning_state(vm: SimVM) -> str:
+    """The resource-level ``properties.provisioningState`` (Succeeded, Updating, Failed)."""
+    return vm.provisioning.split("/", 1)[0].capitalize()
+
+
+def instance_view(vm: SimVM) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "platformUpdateDomain": 0,
+        "platformFaultDomain": 0,
+        "computerName": vm.name,
+        "osName": "ubuntu",
+        "osVersion": "22.04",
+        "disks": [{"name": f"{vm.name}_OsDisk_1", "statuses": [
+            {"code": "ProvisioningState/succeeded", "level": "Info",
+             "displayStatus": "Provisioning succeeded", "time": iso(vm.created)}]}],
+        "hyperVGeneration": "V2",
+        "statuses": [
+            provisioning_status(vm),
+            {"code": f"PowerState/{vm.power}", "level": "Info",
+             "displayStatus": POWER_DISPLAY[vm.power]},
+        ],
+    }
+    if vm.power in ("running", "starting", "stopping"):
+        ready = vm.power == "running" and vm.booted
+        view["vmAgent"] = {
+            "vmAgentVersion": "2.9.1.1",
+            "statuses": [
+                {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
+                 "message": "Guest Agent is running", "time": iso(vm.created)}
+                if ready else
+                {"code": "ProvisioningState/Unavailable", "level": "Warning",
+                 "displayStatus": "Not Ready",
+                 "message": "VM status blob is found but not yet populated."}
+            ],
+            "extensionHandlers": [],
+        }
+    return view
+
+
+def vm_body(vm: SimVM, subscription_id: str, resource_group: str,
+            expand_instance_view: bool) -> dict[str, Any]:
+    rid = vm_path(subscription_id, resource_group, vm.name)
+    base = f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers"
+    props: dict[str, Any] = {
+        "vmId": vm.vm_id,
+        "hardwareProfile": {"vmSize": "Standard_B2s"},
+        "storageProfile": {
+            "imageReference": {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy",
+                               "sku": "22_04-lts-gen2", "version": "latest"},
+            "osDisk": {
+                "osType": "Linux", "name": f"{vm.name}_OsDisk_1", "createOption": "FromImage",
+                "caching": "ReadWrite", "diskSizeGB": 30,
+                "managedDisk": {"storageAccountType": "Premium_LRS",
+                                "id": f"{base}/Microsoft.Compute/disks/{vm.name}_OsDisk_1"},
+            },
+            "dataDisks": [],
+        },
+        "osProfile": {
+            "computerName": vm.name, "adminUsername": "azureuser",
+            "linuxConfiguration": {"disablePasswordAuthentication": True,
+                                   "provisionVMAgent": True},
+            "secrets": [],
+        },
+        "networkProfile": {"networkInterfaces": [
+            {"id": f"{base}/Microsoft.Network/networkInterfaces/{vm.name}-nic"}]},
+        "provisioningState": provisioning_state(vm),
+        "timeCreated": iso(vm.created),
+    }
+    if expand_instance_view:
+        props["instanceView"] = instance_view(vm)
+    return {"name": vm.name, "id": rid, "type": "Microsoft.Compute/virtualMachines",
+            "location": LOCATION, "tags": {"azlin-simulator": "true"}, "properties": props}
+
+
+def status_only_body(vm: SimVM, subscription_id: str, resource_group: str) -> dict[str, Any]:
+    """An item of list_all with ``statusOnly=true``: identity plus the instance view."""
+    return {"name": vm.name, "id": vm_path(subscription_id, resource_group, vm.name),
+            "type": "Microsoft.Compute/virtualMachines", "location": LOCATION,
+            "properties": {"vmId": vm.vm_id, "instanceView": instance_view(vm)}}
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}

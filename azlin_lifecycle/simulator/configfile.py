@@ -1,0 +1,58 @@
+"""The lifecycle configuration and environment that point azlin-lifecycle at a fleet."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import from_dict, render_toml
+from ..errors import SimulatorError
+from ..fsio import atomic_write
+
+SSH_USER = "azureuser"
+
+
+def fleet_env(az_dir: Path, ca_path: Path) -> dict[str, str]:
+    """This process's environment with the stand-in ``az`` first on PATH and the CA trusted."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(az_dir), env.get("PATH", os.defpath)])
+    env["REQUESTS_CA_BUNDLE"] = str(ca_path)
+    return env
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_config(path: Path, *, subscription_id: str, resource_group: str, arm_endpoint: str,
+                 ca_path: Path, client_key: Path, ports: Mapping[str, int],
+                 restart_policy: str = "on-failure", check_interval_seconds: int = 10,
+                 hooks: Mapping[str, str] | None = None,
+                 extra_toml: Mapping[str, Any] | None = None) -> None:
+    """Write a complete, validated lifecycle-config.toml for the fleet to ``path``."""
+    doc: dict[str, Any] = {
+        "azure": {"subscription_id": subscription_id, "resource_group": resource_group,
+                  "arm_endpoint": arm_endpoint, "ca_bundle": str(ca_path), "credential": "cli"},
+        "vms": {
+            name: {"enabled": True, "check_interval_seconds": check_interval_seconds,
+                   "restart_policy": restart_policy, "ssh_host": "127.0.0.1", "ssh_port": port,
+                   "ssh_user": SSH_USER, "ssh_key": str(client_key),
+                   **({"hooks": dict(hooks)} if hooks else {})}
+            for name, port in ports.items()
+        },
+    }
+    if extra_toml:
+        doc = _merge(doc, extra_toml)
+    config = from_dict(doc, str(path))  # raises LifecycleConfigError naming the bad key
+    try:
+        atomic_write(path, render_toml(config).encode("utf-8"))
+    except OSError as exc:
+        raise SimulatorError(f"{path}: cannot write the configuration ({exc.strerror})") from None

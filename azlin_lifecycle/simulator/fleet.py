@@ -1,0 +1,247 @@
+"""SimulatedFleet: a stand-in Azure (ARM over HTTPS) plus one real SSH endpoint per VM."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SimulatorError
+from ..models import VMMetrics
+from .arm_api import ArmApi
+from .azcli import LOGGED_OUT_FLAG, write_az
+from .facts import FleetFacts
+from .scheduler import Scheduler
+from .state import ArmError, FleetState, SimVM, SshMode
+
+if TYPE_CHECKING:
+    from .arm_server import ArmHttpsServer
+    from .ssh_server import SshHub
+
+
+class SimulatedFleet(FleetFacts):
+    """Start with ``with SimulatedFleet(workdir, 3) as fleet:`` (or start()/stop())."""
+
+    def __init__(self, workdir: Path, vm_count: int = 3, *, resource_group: str = "rg-sim",
+                 subscription_id: str = "00000000-0000-0000-0000-0000000000aa",
+                 name_prefix: str = "vm-", boot_seconds: float = 5.0,
+                 operation_seconds: float = 1.0, page_size: int = 50,
+                 retry_after: int = 1) -> None:
+        self.workdir = Path(workdir)
+        self.vm_count = vm_count
+        self.resource_group = resource_group
+        self.subscription_id = subscription_id
+        self.name_prefix = name_prefix
+        self.boot_seconds = boot_seconds
+        self.operation_seconds = operation_seconds
+        self.page_size = page_size
+        self.retry_after = retry_after
+        self.control_token = secrets.token_urlsafe(16)
+        self.az_dir = self.workdir / "bin"
+        self.client_key = self.workdir / "client_key"
+        self.ca_path = self.workdir / "ca.pem"
+        self.arm_endpoint = ""
+        self._scheduler: Scheduler | None = None
+        self._state: FleetState | None = None
+        self._hub: SshHub | None = None
+        self._server: ArmHttpsServer | None = None
+        self._api: ArmApi | None = None
+        self._add_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> SimulatedFleet:
+        if self._server is not None:
+            return self
+        from .arm_server import ArmHttpsServer
+        from .control import make_control
+        from .keys import HostKeys, ensure_client_key, public_blob
+        from .ssh_server import SshHub
+        from .tls import make_tls
+
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            write_az(self.az_dir, self.workdir, self.subscription_id)
+            tls = make_tls(self.workdir)
+            ensure_client_key(self.client_key)
+            self._scheduler = Scheduler()
+            self._scheduler.start()
+            self._state = FleetState(self._scheduler, resource_group=self.resource_group,
+                                     boot_seconds=self.boot_seconds,
+                                     operation_seconds=self.operation_seconds,
+                                     on_ssh_change=self._ssh_changed)
+            self._hub = SshHub(HostKeys(self.workdir / "host-key-seed"),
+                               public_blob(self.client_key), self._scheduler)
+            self.add_vms(self.vm_count)
+            self._hub.start()
+            self._api = ArmApi(self._state, subscription_id=self.subscription_id,
+                               page_size=self.page_size, retry_after=self.retry_after,
+                               control=make_control(self))
+            self._api.control_token = self.control_token
+            self._server = ArmHttpsServer(self._api, tls.server_context())
+            self._server.start()
+        except OSError as exc:
+            self.stop()
+            raise SimulatorError(f"cannot start the simulator in {self.workdir}: {exc}") from None
+        self.arm_endpoint = self._api.base_url
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._hub is not None:
+            self._hub.stop()
+            self._hub = None
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+
+    def __enter__(self) -> SimulatedFleet:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ internals
+    @property
+    def state(self) -> FleetState:
+        if self._state is None:
+            raise SimulatorError("the simulated fleet is not started; call start() first")
+        return self._state
+
+    @property
+    def hub(self) -> SshHub:
+        if self._hub is None:
+            raise SimulatorError("the simulated fleet is not started; call start() first")
+        return self._hub
+
+    @property
+    def api(self) -> ArmApi:
+        if self._api is None:
+            raise SimulatorError("the simulated fleet is not started; call start() first")
+        return self._api
+
+    def _ssh_changed(self, vm: SimVM) -> None:
+        self.hub.apply(vm.name, vm.ssh_effective, vm.slow_seconds)
+
+    def _ports(self) -> dict[str, int]:
+        return {vm.name: vm.ssh_port for vm in self.state.all()}
+
+    def _vm(self, name: str) -> SimVM:
+        try:
+            return self.state.require(name)
+        except ArmError:
+            raise SimulatorError(f"no simulated VM named {name!r}") from None
+
+    # ------------------------------------------------------------------ control
+    def add_vms(self, count: int) -> list[str]:
+        """Add ``count`` running VMs (named on from the last one); return their names."""
+        state, hub = self.state, self.hub
+        names: list[str] = []
+        with self._add_lock:
+            first = len(state.all()) + 1
+            for number in range(first, first + count):
+                name = f"{self.name_prefix}{number:03d}"
+                port = hub.add(name, _metrics_reader(state, name))
+                vm = state.add_vm(name, port)
+                hub.apply(name, vm.ssh_effective, vm.slow_seconds)
+                names.append(name)
+        return names
+
+    def power_state(self, name: str) -> str:
+        return self._vm(name).power
+
+    def provisioning_state(self, name: str) -> str:
+        return self._vm(name).provisioning
+
+    def set_power_state(self, name: str, state: str) -> None:
+        self._vm(name)
+        try:
+            self.state.set_power_state(name, state)
+        except ValueError as exc:
+            raise SimulatorError(str(exc)) from None
+
+    def set_ssh_mode(self, name: str, mode: SshMode | str, slow_seconds: float = 5.0) -> None:
+        self._vm(name)
+        try:
+            parsed = SshMode(mode)
+        except ValueError:
+            raise SimulatorError(f"unknown SSH mode {mode!r}; use one of "
+                                 + ", ".join(m.value for m in SshMode)) from None
+        self.state.set_ssh_mode(name, parsed, slow_seconds)
+
+    def set_metrics(self, name: str, metrics: VMMetrics) -> None:
+        self._vm(name)
+        self.state.set_metrics(name, metrics)
+
+    def set_arm_fault(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
+        """The next ``count`` ARM requests answer ``status`` (429, 500, ...)."""
+        self.api.faults.set_fault(status, count, retry_after)
+
+    def set_arm_latency(self, seconds: float) -> None:
+        self.api.faults.latency = max(0.0, float(seconds))
+
+    def fail_next_operation(self, name: str, action: str = "restart",
+                            code: str = "InternalExecutionError",
+                            message: str = "An internal execution error occurred. Please retry "
+                            "later.") -> None:
+        self._vm(name)
+        try:
+            self.state.fail_next_operation(name, action, code, message)
+        except ValueError as exc:
+            raise SimulatorError(str(exc)) from None
+
+    def hang_operations(self, name: str, action: str = "restart") -> None:
+        """Every later ``action`` on VM ``name`` stays InProgress (until cleared)."""
+        self._vm(name)
+        try:
+            self.state.hang_operations(name, action)
+        except ValueError as exc:
+            raise SimulatorError(str(exc)) from None
+
+    def clear_operation_faults(self, name: str) -> None:
+        self._vm(name)
+        self.state.clear_operation_faults(name)
+
+    def operations(self) -> list[dict[str, Any]]:
+        return self.state.operations()
+
+    def set_logged_in(self, logged_in: bool) -> None:
+        """Make the stand-in ``az`` behave as logged in (default) or logged out."""
+        flag = self.workdir / LOGGED_OUT_FLAG
+        if logged_in:
+            flag.unlink(missing_ok=True)
+        else:
+            flag.touch()
+
+    def host_public_key(self, name: str, changed: bool = False) -> str:
+        """``ssh-ed25519 AAAA...`` that VM ``name`` presents (``changed``: in HOST_KEY_CHANGED)."""
+        self._vm(name)
+        return self.hub.host_keys.public_line(name, changed)
+
+    @property
+    def arm_requests(self) -> int:
+        return self.api.requests_served
+
+    def status(self) -> dict[str, Any]:
+        with self.state.lock:
+            vms = [{"name": vm.name, "power": vm.power, "provisioning": vm.provisioning,
+                    "booted": vm.booted, "ssh_mode": vm.ssh_mode.value,
+                    "ssh": vm.ssh_effective.value, "ssh_port": vm.ssh_port,
+                    "operation": None if vm.current is None else vm.current.action}
+                   for vm in self.state.all()]
+        faults = self.api.faults
+        return {"arm_endpoint": self.arm_endpoint, "vms": vms,
+                "arm_requests": self.api.requests_served,
+                "ssh_connections": self.hub.connection_count(),
+                "arm_fault": {"status": faults.status, "remaining": faults.count,
+                              "retry_after": faults.retry_after},
+                "arm_latency": faults.latency}
+
+
+def _metrics_reader(state: FleetState, name: str) -> Callable[[], VMMetrics]:
+    return lambda: state.require(name).metrics

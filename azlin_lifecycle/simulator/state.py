@@ -1,0 +1,271 @@
+"""The simulated VMs: power and provisioning states, long-running actions, faults.
+
+Pure logic driven by a :class:`~.scheduler.Scheduler`; no sockets here. Whenever a
+VM's SSH behaviour may have changed, ``on_ssh_change(vm)`` is called (with the lock
+held) so the SSH side can follow.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ..models import VMMetrics
+
+POWER_STATES = ("starting", "running", "stopping", "stopped", "deallocating", "deallocated")
+ACTIONS = ("restart", "start", "powerOff", "deallocate", "redeploy")
+BOOTING_ACTIONS = ("restart", "start", "redeploy")
+DEFAULT_METRICS = VMMetrics(cpu_percent=12.5, memory_percent=41.0, disk_percent=37.0,
+                            load_1m=0.21, load_5m=0.18, load_15m=0.12)
+PREEMPTED = ("OperationPreempted",
+             "Operation execution has been preempted by a more recent operation.")
+
+
+class SshMode(StrEnum):
+    """How a VM's SSH endpoint behaves while the VM is running and booted."""
+
+    UP = "up"
+    REFUSED = "refused"
+    HUNG = "hung"
+    AUTH_FAIL = "auth_fail"
+    HOST_KEY_CHANGED = "host_key_changed"
+    SLOW = "slow"
+
+
+class ArmError(Exception):
+    """An ARM error answer: HTTP status, Azure's error code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Clock(Protocol):
+    def call_later(self, delay: float, func: Callable[[], None]) -> None: ...
+
+
+def not_found(name: str, resource_group: str) -> ArmError:
+    return ArmError(404, "ResourceNotFound",
+                    f"The Resource 'Microsoft.Compute/virtualMachines/{name}' under resource "
+                    f"group '{resource_group}' was not found. For more details please go to "
+                    "https://aka.ms/ARMResourceNotFoundFix")
+
+
+@dataclass
+class Operation:
+    """One requested action and its long-running operation."""
+
+    id: str
+    vm: str
+    action: str
+    started: float
+    status: str = "InProgress"
+    ended: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def finish(self, status: str, code: str | None = None, message: str | None = None) -> None:
+        if self.status != "InProgress":
+            return
+        self.status, self.ended = status, time.time()
+        self.error_code, self.error_message = code, message
+
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "vm": self.vm, "action": self.action, "status": self.status,
+                "started": self.started, "ended": self.ended,
+                "error_code": self.error_code, "error_message": self.error_message}
+
+
+@dataclass
+class SimVM:
+    name: str
+    index: int
+    ssh_port: int
+    vm_id: str
+    created: float = field(default_factory=time.time)
+    power: str = "running"
+    provisioning: str = "succeeded"  # succeeded | updating | failed/<Code>
+    provisioning_message: str | None = None
+    booted: bool = True
+    ssh_mode: SshMode = SshMode.UP
+    slow_seconds: float = 5.0
+    metrics: VMMetrics = DEFAULT_METRICS
+    epoch: int = 0
+    current: Operation | None = None
+    fail_next: dict[str, tuple[str, str]] = field(default_factory=dict)
+    hang: set[str] = field(default_factory=set)
+
+    @property
+    def ssh_effective(self) -> SshMode:
+        """REFUSED unless the VM is running and booted; else its configured mode."""
+        if self.power != "running" or not self.booted:
+            return SshMode.REFUSED
+        return self.ssh_mode
+
+
+class FleetState:
+    def __init__(self, clock: Clock, *, resource_group: str, boot_seconds: float,
+                 operation_seconds: float,
+                 on_ssh_change: Callable[[SimVM], None] = lambda vm: None) -> None:
+        self.clock = clock
+        self.resource_group = resource_group
+        self.boot_seconds = boot_seconds
+        self.operation_seconds = operation_seconds
+        self.on_ssh_change = on_ssh_change
+        self.lock = threading.RLock()
+        self._vms: dict[str, SimVM] = {}
+        self._ops: dict[str, Operation] = {}
+        self._log: list[Operation] = []
+
+    # ------------------------------------------------------------------ VMs
+    def add_vm(self, name: str, ssh_port: int) -> SimVM:
+        with self.lock:
+            if name.lower() in self._vms:
+                raise ValueError(f"VM {name!r} already exists")
+            vm_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"azlin-sim/{self.resource_group}/{name}"))
+            vm = SimVM(name=name, index=len(self._vms), ssh_port=ssh_port, vm_id=vm_id)
+            self._vms[name.lower()] = vm
+            return vm
+
+    def find(self, name: str) -> SimVM | None:
+        return self._vms.get(name.lower())
+
+    def require(self, name: str) -> SimVM:
+        vm = self.find(name)
+        if vm is None:
+            raise not_found(name, self.resource_group)
+        return vm
+
+    def all(self) -> list[SimVM]:
+        with self.lock:
+            return list(self._vms.values())
+
+    # ------------------------------------------------------------------ direct control
+    def set_power_state(self, name: str, state: str) -> None:
+        if state not in POWER_STATES:
+            raise ValueError(f"unknown power state {state!r}; use one of {', '.join(POWER_STATES)}")
+        with self.lock:
+            vm = self.require(name)
+            vm.epoch += 1
+            if vm.current is not None:
+                vm.current.finish("Canceled")
+                vm.current = None
+            vm.power, vm.provisioning, vm.provisioning_message = state, "succeeded", None
+            vm.booted = state == "running"
+            self.on_ssh_change(vm)
+
+    def set_ssh_mode(self, name: str, mode: SshMode, slow_seconds: float = 5.0) -> None:
+        with self.lock:
+            vm = self.require(name)
+            vm.ssh_mode, vm.slow_seconds = SshMode(mode), float(slow_seconds)
+            self.on_ssh_change(vm)
+
+    def set_metrics(self, name: str, metrics: VMMetrics) -> None:
+        with self.lock:
+            self.require(name).metrics = metrics
+
+    def fail_next_operation(self, name: str, action: str, code: str, message: str) -> None:
+        _check_action(action)
+        with self.lock:
+            self.require(name).fail_next[action] = (code, message)
+
+    def hang_operations(self, name: str, action: str) -> None:
+        _check_action(action)
+        with self.lock:
+            self.require(name).hang.add(action)
+
+    def clear_operation_faults(self, name: str) -> None:
+        with self.lock:
+            vm = self.require(name)
+            vm.hang.clear()
+            vm.fail_next.clear()
+
+    # ------------------------------------------------------------------ operations
+    def operation(self, op_id: str) -> Operation | None:
+        return self._ops.get(op_id)
+
+    def operations(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [op.record() for op in self._log]
+
+    def begin(self, name: str, action: str) -> Operation:
+        """Start ``action`` on VM ``name``; raises ArmError when Azure would refuse it."""
+        _check_action(action)
+        with self.lock:
+            vm = self.require(name)
+            if action in ("restart", "redeploy") and vm.power in ("deallocated", "deallocating"):
+                raise ArmError(409, "OperationNotAllowed",
+                               f"Operation '{action}' is not allowed on VM '{vm.name}' since the "
+                               "VM is deallocated or marked to be deallocated.")
+            if vm.current is not None:
+                vm.current.finish("Failed", *PREEMPTED)
+            vm.epoch += 1
+            epoch = vm.epoch
+            op = Operation(id=str(uuid.uuid4()), vm=vm.name, action=action, started=time.time())
+            self._ops[op.id] = op
+            self._log.append(op)
+            vm.current = op
+            noop = action == "start" and vm.power == "running" and vm.booted
+            if not noop:
+                _apply_start(vm, action)
+                self.on_ssh_change(vm)
+            fail = vm.fail_next.pop(action, None)
+            if action in vm.hang:
+                return op
+            self.clock.call_later(self.operation_seconds,
+                                  lambda: self._finish(vm, epoch, op, fail, noop))
+            if action in BOOTING_ACTIONS and not noop:
+                self.clock.call_later(self.boot_seconds, lambda: self._boot(vm, epoch))
+            return op
+
+    def _finish(self, vm: SimVM, epoch: int, op: Operation,
+                fail: tuple[str, str] | None, noop: bool) -> None:
+        with self.lock:
+            if vm.epoch != epoch:
+                return
+            vm.current = None
+            if fail is not None:
+                vm.epoch += 1  # cancels the pending boot: a failed action leaves SSH down
+                vm.provisioning, vm.provisioning_message = f"failed/{fail[0]}", fail[1]
+                vm.booted = False
+                op.finish("Failed", fail[0], fail[1])
+                self.on_ssh_change(vm)
+                return
+            if not noop:
+                vm.power = {"powerOff": "stopped", "deallocate": "deallocated"}.get(
+                    op.action, "running")
+                vm.provisioning, vm.provisioning_message = "succeeded", None
+            op.finish("Succeeded")
+            self.on_ssh_change(vm)
+
+    def _boot(self, vm: SimVM, epoch: int) -> None:
+        with self.lock:
+            if vm.epoch != epoch or vm.power not in ("running", "starting"):
+                return
+            vm.booted = True
+            self.on_ssh_change(vm)
+
+
+def _check_action(action: str) -> None:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+
+
+def _apply_start(vm: SimVM, action: str) -> None:
+    """What the VM looks like the moment ``action`` is accepted."""
+    vm.provisioning, vm.provisioning_message = "updating", None
+    vm.booted = False
+    if action in BOOTING_ACTIONS:
+        if vm.power != "running":
+            vm.power = "starting"
+    elif action == "powerOff":
+        vm.power = "stopping"
+    else:
+        vm.power = "deallocating"
