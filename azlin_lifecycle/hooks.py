@@ -42,6 +42,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BACKLOG = 1000
+DAEMON_ONLY_ENV = frozenset({"NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_FDS",
+                             "LISTEN_PID", "LISTEN_FDNAMES"})
 HookKind = Literal["script", "webhook", "none"]
 HooksLookup = Callable[[str], Mapping[str, str]]
 
@@ -112,8 +114,13 @@ def build_environment(
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The daemon's environment, the context keys upper-cased, then VM_NAME, EVENT_TYPE,
-    TIMESTAMP (which a context key cannot override)."""
-    env = dict(os.environ if base is None else base)
+    TIMESTAMP (which a context key cannot override).
+
+    systemd's per-service variables (the notify socket, watchdog, socket activation)
+    are the daemon's alone and are not passed on.
+    """
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if k not in DAEMON_ONLY_ENV}
     env.update({env_name(key): _env_value(value) for key, value in context.items()})
     env.update({"VM_NAME": vm_name, "EVENT_TYPE": hook_type.value, "TIMESTAMP": when})
     return env

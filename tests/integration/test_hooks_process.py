@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -111,6 +113,21 @@ def test_leftovers_of_a_timed_out_hook_are_killed(tmp_path: Path) -> None:
     assert time.monotonic() - started < 3
     assert result.timed_out and result.exit_code == -9
     assert not alive(pids(pidfile)[0])
+
+
+def test_a_grandchild_that_left_the_group_does_not_hold_the_call(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    # setsid puts the sleeper out of reach of the group signals, with stdout still open.
+    hook = script(tmp_path, "escape", f"setsid sleep 60 &\necho $! > {pidfile}\necho bye\n")
+    try:
+        started = time.monotonic()
+        result = run([str(hook)], env=None, timeout=20, kill_grace=5)
+        assert time.monotonic() - started < 2
+        assert result.exit_code == 0 and result.stdout == "bye\n"
+    finally:
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pids(pidfile)[0], signal.SIGKILL)
 
 
 def test_output_cap_with_a_10_mb_flood(tmp_path: Path) -> None:

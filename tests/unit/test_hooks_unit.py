@@ -45,7 +45,11 @@ def test_environment_values_and_reserved_names() -> None:
 
 def test_environment_inherits_the_daemons(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROM_DAEMON", "yes")
-    assert build_environment(HookType.ON_START, "v", {}, WHEN)["FROM_DAEMON"] == "yes"
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/user/0/systemd/notify")
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    env = build_environment(HookType.ON_START, "v", {}, WHEN)
+    assert env["FROM_DAEMON"] == "yes"
+    assert "NOTIFY_SOCKET" not in env and "WATCHDOG_USEC" not in env
 
 
 def test_payload_lower_cases_keys_and_keeps_json_types() -> None:
