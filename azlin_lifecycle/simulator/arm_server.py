@@ -25,6 +25,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "azlin-lifecycle-simulator"
     sys_version = ""
     timeout = IDLE_TIMEOUT
+    disable_nagle_algorithm = True  # else headers and body meet a 40 ms delayed-ACK stall
     server: ArmHttpsServer
 
     def _serve(self) -> None:

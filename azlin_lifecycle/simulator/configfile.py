@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import from_dict, render_toml
+from ..config import from_dict, parse_toml
 from ..errors import SimulatorError
 from ..fsio import atomic_write
 
 SSH_USER = "azureuser"
+HEADER = ("# azlin-lifecycle configuration for a simulated fleet, written by "
+          "'azlin lifecycle simulate'.\n\n")
 
 
 def fleet_env(az_dir: Path, ca_path: Path) -> dict[str, str]:
@@ -51,8 +53,12 @@ def write_config(path: Path, *, subscription_id: str, resource_group: str, arm_e
     }
     if extra_toml:
         doc = _merge(doc, extra_toml)
-    config = from_dict(doc, str(path))  # raises LifecycleConfigError naming the bad key
+    import tomli_w
+
+    from_dict(doc, str(path))  # raises LifecycleConfigError naming the bad key
+    text = HEADER + tomli_w.dumps(doc)
+    parse_toml(text, str(path))
     try:
-        atomic_write(path, render_toml(config).encode("utf-8"))
+        atomic_write(path, text.encode("utf-8"))
     except OSError as exc:
         raise SimulatorError(f"{path}: cannot write the configuration ({exc.strerror})") from None

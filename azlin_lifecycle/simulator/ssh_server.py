@@ -146,7 +146,7 @@ class SshHub:
             channel.shutdown_write()
         except (OSError, EOFError, paramiko.SSHException):
             return
-        self.scheduler.call_later(CLOSE_AFTER_REPLY, channel.close)
+        self.scheduler.call_later(CLOSE_AFTER_REPLY, lambda: _close_quietly(channel))
 
     # ------------------------------------------------------------------ accept thread
     def _call(self, func: Callable[[], None]) -> None:
@@ -210,6 +210,7 @@ class SshHub:
                 log.debug("simulator ssh: accept on %s failed", ep.name, exc_info=True)
                 return
             conn.setblocking(True)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if ep.mode is SshMode.HUNG:
                 ep.hung.add(conn)
                 continue
@@ -252,6 +253,11 @@ class SshHub:
                 with contextlib.suppress(KeyError, ValueError):
                     self._selector.unregister(ep.sock)
             ep.sock.close()
+
+
+def _close_quietly(channel: Any) -> None:
+    with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+        channel.close()
 
 
 def _bound_socket(port: int) -> socket.socket:

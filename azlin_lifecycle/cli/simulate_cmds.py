@@ -1,0 +1,188 @@
+"""simulate: run the stand-in Azure with simulated VMs, and drive a running one.
+
+``simulate run`` serves until Ctrl-C/SIGTERM; the other commands talk to it through the
+directory it was started with (``--dir``), so they work from another terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .output import echo_json, echo_table
+
+if TYPE_CHECKING:
+    from ..simulator import SimulatorClient
+
+DIR_OPTION = click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), required=True,
+    help="The simulator's work directory (holds simulator.json, the CA, the az stand-in).")
+SSH_MODES = ("up", "refused", "hung", "auth_fail", "host_key_changed", "slow")
+POWER = ("starting", "running", "stopping", "stopped", "deallocating", "deallocated")
+ACTIONS = ("restart", "start", "powerOff", "deallocate", "redeploy")
+
+
+def _client(directory: Path) -> SimulatorClient:
+    from ..simulator import SimulatorClient
+
+    return SimulatorClient.from_dir(directory)
+
+
+@click.group(name="simulate")
+def simulate_group() -> None:
+    """A stand-in Azure with simulated VMs (ARM over HTTPS, real SSH), to rehearse
+    policies and hooks safely on this machine."""
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.option("--vms", type=click.IntRange(1, 5000), default=3, show_default=True,
+              help="How many VMs (vm-001, vm-002, ...).")
+@click.option("--boot-seconds", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Seconds from restart/start until SSH answers again.")
+@click.option("--operation-seconds", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Seconds a restart/start/powerOff/... operation stays InProgress.")
+@click.option("--resource-group", default="rg-sim", show_default=True)
+def run(directory: Path, vms: int, boot_seconds: float, operation_seconds: float,
+        resource_group: str) -> None:
+    """Run the simulator until Ctrl-C or SIGTERM; writes DIR/simulator.json."""
+    from ..simulator import SimulatedFleet
+    from ..simulator.runner import serve_forever
+
+    fleet = SimulatedFleet(directory, vms, resource_group=resource_group,
+                           boot_seconds=boot_seconds, operation_seconds=operation_seconds)
+
+    def ready(fleet: SimulatedFleet, seconds: float) -> None:
+        click.echo(f"Simulating {len(fleet.vm_names)} VMs in resource group "
+                   f"{fleet.resource_group} (ready in {seconds:.2f}s)")
+        click.echo(f"ARM endpoint: {fleet.arm_endpoint}  CA: {fleet.ca_path}")
+        click.echo(f"Stand-in az:  {fleet.az_dir}/az  SSH key: {fleet.client_key}")
+        click.echo(f"Write a config: azlin lifecycle simulate config PATH --dir {directory}")
+        click.echo("Stop with Ctrl-C.")
+        sys.stdout.flush()
+
+    serve_forever(fleet, ready)
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(directory: Path, as_json: bool) -> None:
+    """Show every simulated VM: power, provisioning, SSH mode and port."""
+    data = _client(directory).status()
+    if as_json:
+        echo_json(data)
+        return
+    echo_table(["VM", "POWER", "PROVISIONING", "SSH", "MODE", "PORT", "OPERATION"],
+               [[vm["name"], vm["power"], vm["provisioning"], vm["ssh"], vm["ssh_mode"],
+                 vm["ssh_port"], vm["operation"] or "-"] for vm in data["vms"]])
+    fault = data["arm_fault"]
+    click.echo(f"ARM {data['arm_endpoint']}: {data['arm_requests']} requests, "
+               f"latency {data['arm_latency']}s, "
+               + (f"fault {fault['status']} x{fault['remaining']}" if fault["remaining"]
+                  else "no fault pending"))
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("mode", type=click.Choice(SSH_MODES))
+@click.option("--slow-seconds", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Reply delay in the slow mode.")
+def ssh(directory: Path, vm: str, mode: str, slow_seconds: float) -> None:
+    """Set how VM's SSH endpoint behaves while the VM runs."""
+    _client(directory).set_ssh_mode(vm, mode, slow_seconds)
+    click.echo(f"{vm}: SSH {mode}")
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("state", type=click.Choice(POWER))
+def power(directory: Path, vm: str, state: str) -> None:
+    """Set VM's power state directly (cancels an operation in progress)."""
+    _client(directory).set_power_state(vm, state)
+    click.echo(f"{vm}: power state {state}")
+
+
+@simulate_group.command(name="arm-fault")
+@DIR_OPTION
+@click.option("--status", "status_code", type=click.IntRange(400, 599), default=429,
+              show_default=True, help="HTTP status of the failing answers.")
+@click.option("--count", type=click.IntRange(0), default=1, show_default=True,
+              help="How many of the next ARM requests fail (0 clears).")
+@click.option("--retry-after", type=click.FloatRange(0), default=None,
+              help="Retry-After seconds to send with them.")
+@click.option("--latency", type=click.FloatRange(0), default=None,
+              help="Also delay every ARM answer by this many seconds.")
+def arm_fault(directory: Path, status_code: int, count: int, retry_after: float | None,
+              latency: float | None) -> None:
+    """Make the next ARM requests fail (429 with Retry-After, 500, ...)."""
+    client = _client(directory)
+    client.set_arm_fault(status_code, count, retry_after)
+    if latency is not None:
+        client.set_arm_latency(latency)
+    click.echo(f"next {count} ARM requests answer {status_code}"
+               + (f" (Retry-After {retry_after:g}s)" if retry_after is not None else "")
+               + (f"; latency {latency:g}s" if latency is not None else ""))
+
+
+@simulate_group.command(name="fail-next")
+@DIR_OPTION
+@click.argument("vm")
+@click.option("--action", type=click.Choice(ACTIONS), default="restart", show_default=True)
+@click.option("--code", default="InternalExecutionError", show_default=True)
+@click.option("--message", default="An internal execution error occurred. Please retry later.")
+@click.option("--hang", is_flag=True, help="Never finish instead (until 'power' resets it).")
+def fail_next(directory: Path, vm: str, action: str, code: str, message: str,
+              hang: bool) -> None:
+    """Make VM's next ACTION operation fail (or hang forever)."""
+    client = _client(directory)
+    if hang:
+        client.hang_operations(vm, action)
+        click.echo(f"{vm}: every {action} will stay InProgress")
+    else:
+        client.fail_next_operation(vm, action, code, message)
+        click.echo(f"{vm}: the next {action} fails with {code}")
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def operations(directory: Path, as_json: bool) -> None:
+    """List every action requested through ARM, with its outcome."""
+    ops = _client(directory).operations()
+    if as_json:
+        echo_json(ops)
+        return
+    if not ops:
+        click.echo("No operations requested yet.")
+        return
+    echo_table(["VM", "ACTION", "STATUS", "SECONDS", "ERROR"],
+               [[op["vm"], op["action"], op["status"], _took(op), op["error_code"] or "-"]
+                for op in ops])
+
+
+def _took(op: dict[str, Any]) -> str:
+    return "-" if op["ended"] is None else f"{op['ended'] - op['started']:.1f}"
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--policy", type=click.Choice(("never", "on-failure", "always")),
+              default="on-failure", show_default=True)
+@click.option("--interval", type=click.IntRange(10), default=10, show_default=True)
+def config(directory: Path, path: Path, policy: str, interval: int) -> None:
+    """Write a lifecycle configuration monitoring every simulated VM to PATH."""
+    client = _client(directory)
+    client.status()
+    client.write_config(path, restart_policy=policy, check_interval_seconds=interval)
+    click.echo(f"Wrote {path} ({len(client.vm_names)} VMs). Use it with: "
+               f"azlin lifecycle --config {path} ...; the az stand-in is in {client.az_dir}")
+
+
+COMMANDS = [simulate_group]
