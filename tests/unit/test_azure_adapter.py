@@ -1,0 +1,164 @@
+"""Pure mapping of the Azure adapter, on the SDK's own models and Azure's own examples."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.mgmt.compute import models
+from azure.mgmt.compute._utils.model_base import _deserialize
+
+from azlin_lifecycle.adapters.azure import (
+    backoff_seconds,
+    credential_scope,
+    error_message,
+    login_error,
+    power_info_from_view,
+    resource_group_of,
+    retry_after_seconds,
+    view_of,
+)
+from azlin_lifecycle.models import PowerInfo, VMState
+
+EXAMPLES = Path("/work/shared/azure-examples")
+
+# Every example that carries an instance view, and what it must map to.
+EXPECTED = {
+    "VirtualMachine_Get_InstanceView.json": PowerInfo(VMState.RUNNING, "succeeded", "Ready"),
+    "VirtualMachine_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json": PowerInfo(
+        VMState.RUNNING, "succeeded", "Ready"
+    ),
+}
+
+
+def _views_in(body: Any) -> list[PowerInfo]:
+    """Parse every instance view in a response body with the SDK's deserializer."""
+    if not isinstance(body, dict):
+        return []
+    if "statuses" in body or "vmAgent" in body:
+        return [power_info_from_view(_deserialize(models.VirtualMachineInstanceView, body))]
+    if "value" in body:
+        return [info for item in body["value"] for info in _views_in(item)]
+    if "instanceView" in body.get("properties", {}):
+        vm = _deserialize(models.VirtualMachine, body)
+        return [power_info_from_view(view_of(vm))]
+    return []
+
+
+@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="the shared Azure examples are not present")
+def test_every_example_with_an_instance_view_parses() -> None:
+    found: dict[str, list[PowerInfo]] = {}
+    for path in sorted(EXAMPLES.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for response in doc.get("responses", {}).values():
+            infos = _views_in(response.get("body"))
+            if infos:
+                found.setdefault(path.name, []).extend(infos)
+    assert set(found) == set(EXPECTED)
+    for name, infos in found.items():
+        assert infos == [EXPECTED[name]], name
+
+
+@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="the shared Azure examples are not present")
+def test_list_example_without_instance_view_maps_to_unknown() -> None:
+    doc = json.loads((EXAMPLES / "VirtualMachine_List_MinimumSet_Gen.json").read_text())
+    body = doc["responses"]["200"]["body"]
+    vms = _deserialize(list[models.VirtualMachine], body["value"])
+    assert vms and all(view_of(vm) is None for vm in vms)
+    assert power_info_from_view(None) == PowerInfo(
+        VMState.UNKNOWN, message="Azure returned no instance view"
+    )
+
+
+def _view(statuses: list[dict[str, Any]], agent: str | None = None) -> Any:
+    raw: dict[str, Any] = {"statuses": statuses}
+    if agent is not None:
+        raw["vmAgent"] = {"statuses": [{"code": "ProvisioningState/succeeded",
+                                        "displayStatus": agent}]}
+    return _deserialize(models.VirtualMachineInstanceView, raw)
+
+
+@pytest.mark.parametrize("power", ["starting", "running", "stopping", "stopped",
+                                   "deallocating", "deallocated"])
+def test_power_states_map(power: str) -> None:
+    view = _view([{"code": "ProvisioningState/updating"}, {"code": f"PowerState/{power}"}])
+    assert power_info_from_view(view) == PowerInfo(VMState(power), "updating", None)
+
+
+def test_failed_provisioning_unknown_power_and_agent_not_ready() -> None:
+    view = _view([{"code": "ProvisioningState/failed/AllocationFailed", "level": "Error"},
+                  {"code": "PowerState/hibernated"}], agent="Not Ready")
+    assert power_info_from_view(view) == PowerInfo(
+        VMState.UNKNOWN, "failed/AllocationFailed", "Not Ready"
+    )
+    assert power_info_from_view(_view([])) == PowerInfo(VMState.UNKNOWN)
+
+
+def test_resource_group_of() -> None:
+    rid = "/subscriptions/s/resourceGroups/My-RG/providers/Microsoft.Compute/virtualMachines/v"
+    assert resource_group_of(rid) == "My-RG"
+    assert resource_group_of(rid.replace("resourceGroups", "resourcegroups")) == "My-RG"
+    assert resource_group_of(None) is None
+    assert resource_group_of("/subscriptions/s") is None
+
+
+def test_credential_scope_per_cloud() -> None:
+    assert credential_scope("https://management.azure.com") == (
+        "https://management.azure.com/.default"
+    )
+    assert credential_scope("https://management.usgovcloudapi.net/") == (
+        "https://management.core.usgovcloudapi.net/.default"
+    )
+    assert credential_scope("https://management.chinacloudapi.cn") == (
+        "https://management.chinacloudapi.cn/.default"
+    )
+    assert credential_scope("https://127.0.0.1:8443") == "https://127.0.0.1:8443/.default"
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds({"Retry-After": "1200"}) == 1200
+    assert retry_after_seconds({"retry-after": "0.5"}) == 0.5
+    assert retry_after_seconds({"retry-after-ms": "250", "Retry-After": "9"}) == 0.25
+    assert retry_after_seconds({"x-ms-retry-after-ms": "1500"}) == 1.5
+    assert retry_after_seconds({}) is None
+    assert retry_after_seconds({"Retry-After": "soon"}) is None
+    now = dt.datetime(2025, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+    assert retry_after_seconds({"Retry-After": "Wed, 01 Jan 2025 12:00:30 GMT"}, now) == 30
+    assert retry_after_seconds({"Retry-After": "Wed, 01 Jan 2025 11:00:00 GMT"}, now) == 0
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert 0.5 <= backoff_seconds(0) <= 0.625
+    assert 2.0 <= backoff_seconds(2) <= 2.5
+    assert 8.0 <= backoff_seconds(10) <= 10.0
+    assert 8.0 <= backoff_seconds(10_000) <= 10.0
+
+
+def test_messages_are_one_line() -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.identity import CredentialUnavailableError
+
+    exc = ResourceNotFoundError(
+        "(ResourceNotFound) The Resource 'x' was not found.\nCode: ResourceNotFound\n"
+        "Message: The Resource 'x' was not found."
+    )
+    assert error_message(exc) == "(ResourceNotFound) The Resource 'x' was not found."
+    err = login_error(CredentialUnavailableError("Please run 'az login' to set up an account"))
+    text = str(err)
+    assert "\n" not in text and "az login" in text and text.startswith("Azure login")
+
+
+def test_importing_the_adapters_imports_no_sdk() -> None:
+    code = (
+        "import sys, azlin_lifecycle.adapters.azure, azlin_lifecycle.adapters.ssh; "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('azure', 'paramiko', 'fabric', 'requests')]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == "[]"
