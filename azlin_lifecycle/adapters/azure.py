@@ -56,7 +56,7 @@ from ..models import PowerInfo, VMState, VMTarget
 from ..ports import AzureOperationError
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
+    from azure.core.credentials import AccessToken, TokenCredential
     from azure.core.exceptions import HttpResponseError
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.compute.models import VirtualMachine, VirtualMachineInstanceView
@@ -288,15 +288,17 @@ class ArmCompute:
         if self._credential is None:
             import math
 
+            inner: TokenCredential
             if self.settings.credential is CredentialKind.DEFAULT:
                 from azure.identity import DefaultAzureCredential
 
-                self._credential = DefaultAzureCredential()
+                inner = DefaultAzureCredential()
             else:
                 from azure.identity import AzureCliCredential
 
                 seconds = max(1, math.ceil(min(self.timeout, 10.0)))
-                self._credential = AzureCliCredential(process_timeout=seconds)
+                inner = AzureCliCredential(process_timeout=seconds)
+            self._credential = SharedTokenCache(inner)
         return self._credential
 
     # ------------------------------------------------------------------ calls
@@ -429,6 +431,39 @@ class ArmCompute:
             raise AzureOperationError(f"{what} failed: {error_message(exc)}") from None
 
 
+class SharedTokenCache:
+    """One token per scope for all threads and clients: ``az`` runs once, not once per thread.
+
+    (azure-core caches per client and does not serialise refreshes: 64 threads starting
+    together would start 64 ``az`` processes.) Refreshes 300 s before expiry, like azure-core.
+    """
+
+    REFRESH_MARGIN = 300
+
+    def __init__(self, inner: TokenCredential) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[Any, ...], AccessToken] = {}
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        key = (scopes, claims, tenant_id, enable_cae)
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None or token.expires_on - self.REFRESH_MARGIN <= time.time():
+                token = self.inner.get_token(
+                    *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+                )
+                self._tokens[key] = token
+            return token
+
+
 class _LroDeadline(Exception):
     """Raised inside the poller thread when the next poll would pass the deadline."""
 
@@ -464,3 +499,10 @@ def _deadline_polling(
     return DeadlinePolling(
         interval, path_format_arguments={"endpoint": base_url}, **transport_kwargs
     )
+
+
+if TYPE_CHECKING:
+    from ..ports import ComputeApi
+
+    def _conforms(compute: ArmCompute) -> ComputeApi:  # mypy checks the protocol
+        return compute

@@ -534,3 +534,10 @@ def _prefer_key_types(transport: paramiko.Transport, known: dict[str, Any]) -> N
     if wanted in offered:
         options.key_types = [wanted, *(t for t in offered if t != wanted)]
 
+
+
+if TYPE_CHECKING:
+    from ..ports import SshProber
+
+    def _conforms(prober: FabricSshProber) -> SshProber:  # mypy checks the protocol
+        return prober

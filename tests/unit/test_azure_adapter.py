@@ -162,3 +162,39 @@ def test_importing_the_adapters_imports_no_sdk() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True).stdout.strip()
     assert out == "[]"
+
+
+def test_shared_token_cache_runs_the_credential_once_for_all_threads() -> None:
+    import threading
+    import time
+
+    from azure.core.credentials import AccessToken
+
+    from azlin_lifecycle.adapters.azure import SharedTokenCache
+
+    calls: list[tuple[str, ...]] = []
+
+    class SlowCli:
+        expires_in = 3600
+
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            calls.append(scopes)
+            time.sleep(0.05)
+            return AccessToken(f"t{len(calls)}", int(time.time()) + self.expires_in)
+
+    inner = SlowCli()
+    cache = SharedTokenCache(inner)  # type: ignore[arg-type]
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda: tokens.append(
+        cache.get_token("https://management.azure.com/.default").token)) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert tokens == ["t1"] * 16 and len(calls) == 1
+    cache.get_token("https://other/.default")
+    assert len(calls) == 2
+    inner.expires_in = 200  # inside the 300 s refresh margin: fetched again each time
+    cache._tokens.clear()
+    assert cache.get_token("s").token == "t3"
+    assert cache.get_token("s").token == "t4"
