@@ -79,6 +79,47 @@ def arm_rate(sim: SimulatorClient, clients: int, seconds: float) -> tuple[float,
     return sum(done) / seconds, sum(done)
 
 
+def _raw_worker(args: tuple[str, str, str, list[str], int, float]) -> int:
+    import http.client
+    import ssl
+
+    endpoint, ca, prefix, names, threads_n, seconds = args
+    port = int(endpoint.rsplit(":", 1)[1])
+    counts = [0] * threads_n
+    stop = time.monotonic() + seconds
+
+    def loop(i: int) -> None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port,
+                                           context=ssl.create_default_context(cafile=ca))
+        n = 0
+        while time.monotonic() < stop:
+            conn.request("GET", f"{prefix}/{names[(i * 13 + n) % len(names)]}/instanceView"
+                         "?api-version=2026-04-01", headers={"Authorization": "Bearer b"})
+            conn.getresponse().read()
+            n += 1
+        counts[i] = n
+        conn.close()
+
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(threads_n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts)
+
+
+def arm_rate_raw(sim: SimulatorClient, processes: int, threads_n: int,
+                 seconds: float) -> float:
+    """Requests/s the simulator serves to light keep-alive clients in other processes."""
+    from multiprocessing import Pool
+
+    prefix = (f"/subscriptions/{sim.subscription_id}/resourceGroups/{sim.resource_group}/"
+              "providers/Microsoft.Compute/virtualMachines")
+    job = (sim.arm_endpoint, str(sim.ca_path), prefix, sim.vm_names, threads_n, seconds)
+    with Pool(processes) as pool:
+        return sum(pool.map(_raw_worker, [job] * processes)) / seconds
+
+
 def ssh_sweep(sim: SimulatorClient, workers: int) -> tuple[float, list[Any]]:
     key = paramiko.Ed25519Key(filename=str(sim.client_key))
     clients: list[Any] = []
@@ -116,6 +157,11 @@ def main() -> None:
             cpu1 = cpu_seconds(pid)
             print(f"ARM instance_view, 100 SDK clients: {rate:7.0f} req/s ({total} in 5 s), "
                   f"simulator CPU {1000 * (cpu1 - cpu0) / max(total, 1):.2f} ms/req")
+            cpu_r = cpu_seconds(pid)
+            raw = arm_rate_raw(sim, 4, 25, 5.0)
+            cpu1 = cpu_seconds(pid)
+            print(f"ARM instance_view, 100 raw keep-alive clients in 4 processes: {raw:7.0f} "
+                  f"req/s, simulator CPU {1000 * (cpu1 - cpu_r) / max(raw * 5, 1):.2f} ms/req")
             wall, clients = ssh_sweep(sim, 32)
             cpu2 = cpu_seconds(pid)
             print(f"SSH sweep, fresh connection per VM, 32 at once: {wall:6.2f} s "
@@ -127,13 +173,17 @@ def main() -> None:
             cpu3 = cpu_seconds(pid)
             print(f"idle CPU with those connections open: {100 * (cpu3 - cpu2) / 3:.1f} %")
             began = time.monotonic()
+            bench0 = cpu_seconds(os.getpid())
             with ThreadPoolExecutor(32) as pool:
                 def again(c: Any) -> None:
                     _, out, _ = c.exec_command(METRICS_COMMAND)
                     out.read()
                 list(pool.map(again, clients))
             wall2 = time.monotonic() - began
-            print(f"SSH sweep over open connections: {wall2:6.2f} s ({vms / wall2:.0f} checks/s)")
+            cpu4 = cpu_seconds(pid)
+            print(f"SSH sweep over open connections: {wall2:6.2f} s ({vms / wall2:.0f} checks/s),"
+                  f" simulator CPU {1000 * (cpu4 - cpu3) / vms:.2f} ms/check, bench CPU "
+                  f"{100 * (cpu_seconds(os.getpid()) - bench0) / wall2:.0f} % of a core")
             for c in clients:
                 c.close()
             print(f"peak RSS (VmHWM)             {peak_mb(pid):6.1f} MB")
