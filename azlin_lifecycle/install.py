@@ -1,0 +1,136 @@
+"""Install the user unit for this installation: render, write, daemon-reload, enable.
+
+The template is ``units/azlin-lifecycle.service`` (packaged as
+``azlin_lifecycle/data/azlin-lifecycle.service``); ``install`` fills in ExecStart with
+the Python that runs this code, so the unit survives whatever venv or pipx install
+it came from, and the writable paths with this user's config and state directories.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .errors import ControllerError
+
+UNIT_NAME = paths.UNIT_NAME
+PLACEHOLDERS = ("@EXEC_START@", "@READ_WRITE_PATHS@", "@ENVIRONMENT@")
+
+
+def template_text() -> str:
+    """The unit template: packaged data first, then the source checkout's units/."""
+    candidates = [
+        Path(__file__).resolve().parent / "data" / UNIT_NAME,
+        Path(__file__).resolve().parent.parent / "units" / UNIT_NAME,
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.read_text()
+    raise ControllerError(
+        f"the unit template {UNIT_NAME} is missing from this installation "
+        f"(looked in {', '.join(str(c.parent) for c in candidates)}); reinstall azlin-lifecycle"
+    )
+
+
+def user_unit_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME")
+    root = Path(base).expanduser() if base else Path.home() / ".config"
+    return root / "systemd" / "user"
+
+
+def unit_path() -> Path:
+    return user_unit_dir() / UNIT_NAME
+
+
+def _systemd_word(text: str) -> str:
+    """Quote one word for a unit file: specifiers escaped, quoted if it has spaces."""
+    text = text.replace("%", "%%")
+    if any(c.isspace() or c in "\"'\\;" for c in text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def default_exec_start() -> str:
+    """This interpreter running the CLI's ``daemon run`` (no reliance on PATH)."""
+    return " ".join(
+        _systemd_word(w) for w in (sys.executable, "-m", "azlin_lifecycle.cli.main",
+                                   "daemon", "run")
+    )
+
+
+def writable_dirs() -> list[Path]:
+    """What the daemon writes: the config dir (config, known_hosts) and its state dir."""
+    return [paths.config_dir(), paths.state_dir()]
+
+
+def render_unit(exec_start: str | None = None, template: str | None = None) -> str:
+    text = template if template is not None else template_text()
+    missing = [p for p in PLACEHOLDERS if p not in text]
+    if missing:
+        raise ControllerError(f"the unit template lacks {', '.join(missing)}; reinstall "
+                              "azlin-lifecycle")
+    rw = " ".join(_systemd_word(f"-{d}") for d in writable_dirs())
+    env = [f"{name}={os.environ[name]}" for name in ("AZLIN_CONFIG_DIR", "XDG_STATE_HOME")
+           if os.environ.get(name)]
+    env_line = ("Environment=" + " ".join(_systemd_word(e) for e in env)) if env else ""
+    return (text.replace("@EXEC_START@", exec_start or default_exec_start())
+            .replace("@READ_WRITE_PATHS@", rw)
+            .replace("@ENVIRONMENT@", env_line))
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    unit_path: Path
+    exec_start: str
+    started: bool
+    lingering: bool
+
+
+def install(linger: bool = False, now: bool = False, *,
+            exec_start: str | None = None) -> InstallResult:
+    """Write the unit, reload systemd, enable it; ``now`` starts it, ``linger`` asks logind."""
+    from .adapters.dbus import SystemdUserManager, set_user_linger
+
+    command = exec_start or default_exec_start()
+    text = render_unit(command)
+    for directory in writable_dirs():
+        # ReadWritePaths= can only open up directories that exist.
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = unit_path()
+    with SystemdUserManager() as systemd:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
+        systemd.daemon_reload()
+        systemd.enable_unit_files([UNIT_NAME])
+        if linger:
+            set_user_linger(os.getuid(), True)
+        if now:
+            from .controller import DaemonController
+
+            DaemonController(manager=systemd).start_daemon()
+    return InstallResult(target, command, now, linger)
+
+
+def uninstall(linger: bool = False) -> Path | None:
+    """Stop and disable the unit, remove its file, reload. Returns the removed path."""
+    from .adapters.dbus import SystemdUserManager, set_user_linger
+
+    target = unit_path()
+    with SystemdUserManager() as systemd:
+        props = systemd.properties(UNIT_NAME)
+        if props.active_state not in ("inactive", "failed"):
+            systemd.stop_unit(UNIT_NAME, timeout=30)
+        if systemd.unit_file_state(UNIT_NAME):
+            systemd.disable_unit_files([UNIT_NAME])
+        existed = target.exists()
+        target.unlink(missing_ok=True)
+        systemd.daemon_reload()
+        if linger:
+            set_user_linger(os.getuid(), False)
+    return target if existed else None
+
