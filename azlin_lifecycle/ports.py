@@ -67,3 +67,7 @@ class HookRunner(Protocol):
     def execute_hook_async(
         self, hook_type: str, vm_name: str, context: Mapping[str, object]
     ) -> object: ...
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel queued hooks and stop running ones (SIGTERM); True if all ended in time."""
+        ...

@@ -259,10 +259,16 @@ def _check_action(action: str) -> None:
 
 
 def _apply_start(vm: SimVM, action: str) -> None:
-    """What the VM looks like the moment ``action`` is accepted."""
+    """What the VM looks like the moment ``action`` is accepted.
+
+    A reboot cures what lives in the guest OS (a hang, a slow system), not what lives in
+    its configuration (an unauthorised key, a changed host key): those modes stay.
+    """
     vm.provisioning, vm.provisioning_message = "updating", None
     vm.booted = False
     if action in BOOTING_ACTIONS:
+        if vm.ssh_mode in (SshMode.HUNG, SshMode.SLOW):
+            vm.ssh_mode = SshMode.UP
         if vm.power != "running":
             vm.power = "starting"
     elif action == "powerOff":

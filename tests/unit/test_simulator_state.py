@@ -189,3 +189,15 @@ def test_api_faults_count_down(api: ArmApi) -> None:
     assert answers[0].headers["Retry-After"] == "3"
     assert api.handle("GET", f"{VMS}/vm-1?api-version=v", {}, b"").status == 401
     assert api.handle("DELETE", f"{VMS}/vm-1?api-version=v", AUTH, b"").status == 405
+
+
+@pytest.mark.parametrize(("mode", "after"), [
+    (SshMode.HUNG, SshMode.UP), (SshMode.SLOW, SshMode.UP),
+    (SshMode.AUTH_FAIL, SshMode.AUTH_FAIL), (SshMode.HOST_KEY_CHANGED, SshMode.HOST_KEY_CHANGED),
+])
+def test_a_reboot_cures_guest_faults_but_not_configuration_faults(
+        state: FleetState, clock: FakeClock, mode: SshMode, after: SshMode) -> None:
+    state.set_ssh_mode("vm-2", mode)
+    state.begin("vm-2", "restart")
+    clock.advance(5)
+    assert state.require("vm-2").ssh_effective is after

@@ -1,0 +1,5 @@
+"""``python -m azlin_lifecycle`` is the ``azlin-lifecycle`` command."""
+
+from .cli.main import main
+
+main()

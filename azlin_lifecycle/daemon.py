@@ -1,0 +1,541 @@
+"""LifecycleDaemon: the monitoring loop, run by systemd as a Type=notify user service.
+
+One decision thread runs the loop; it never blocks on the network. Checks run on a
+bounded worker pool: VMs that are due together form a batch, their power states come
+from one Azure list call per resource group, then each running VM gets its SSH check.
+When a whole batch is in, the loop updates the fleet view (circuit breaker), decides
+per VM (policy), fires hooks and starts repairs on their own threads. Each VM is
+checked on its own interval.
+
+systemd integration: READY=1 once the config is loaded and the first sweep is
+scheduled; STATUS= a one-line summary; WATCHDOG=1 at half the watchdog interval,
+sent from the loop itself (a stuck loop stops the pings and systemd restarts it);
+RELOADING=1 / READY=1 around a reload (SIGHUP, or the config file changing);
+STOPPING=1 on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .adapters import systemd as sd
+from .config import HookType, LifecycleConfig
+from .errors import DaemonError, HealthCheckError, LifecycleConfigError
+from .events import Event, log_event
+from .healing import SelfHealer
+from .health import SSH_STATES, HealthMonitor, failure_of
+from .hooks import HookExecutor
+from .manager import LifecycleManager
+from .models import HealthStatus, PowerInfo, RepairAction, RestartResult, VMState, VMTarget
+from .policy import FleetView, breaker_trips
+from .ports import ComputeApi, HookRunner, SshProber
+from .scheduler import Scheduler
+from .state import StateStore
+from .targets import resolve_target
+from .wiring import build_compute, build_hooks
+
+__all__ = ["DaemonError", "DaemonStatus", "LifecycleDaemon"]
+
+log = logging.getLogger(__name__)
+
+CONFIG_POLL_SECONDS = 2.0
+STOPPED_STATES = (VMState.STOPPED, VMState.DEALLOCATED)
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    running: bool
+    pid: int
+    uptime: dt.timedelta
+    monitored_vms: list[str]
+    last_sweep: dt.datetime | None = None
+    healthy: int = 0
+    failing: list[str] = field(default_factory=list)
+    held: dict[str, str] = field(default_factory=dict)
+    breaker_open: bool = False
+    repairs_in_flight: list[str] = field(default_factory=list)
+    config_error: str | None = None
+    status_text: str = ""
+
+
+@dataclass
+class _Batch:
+    started: float
+    waiting: set[str]
+    results: list[HealthStatus] = field(default_factory=list)
+
+
+class LifecycleDaemon:
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        *,
+        compute: ComputeApi | None = None,
+        ssh: SshProber | None = None,
+        hooks: HookRunner | None = None,
+        store: StateStore | None = None,
+        foreground: bool | None = None,
+    ) -> None:
+        self.manager = LifecycleManager(config_path)
+        self._compute = compute
+        self._ssh = ssh
+        self._hooks = hooks
+        self._store = store
+        self._foreground = foreground
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._running = False
+        self._started_at = time.time()
+        self._config = LifecycleConfig()
+        self._config_mtime: float | None = None
+        self._config_error: str | None = None
+        self._scheduler = Scheduler()
+        self._latest: dict[str, HealthStatus] = {}
+        self._last_healthy: dict[str, float] = {}
+        self._batches: dict[int, _Batch] = {}
+        self._pending: dict[Future[Any], tuple[str, Any]] = {}
+        self._in_flight: set[str] = set()
+        self._repair_done: list[tuple[str, RestartResult | BaseException]] = []
+        self._repair_lock = threading.Lock()
+        self._breaker_open = False
+        self._last_sweep: dt.datetime | None = None
+        self._status_text = ""
+        self._batch_ids = 0
+
+    # ================================================================== public API
+    def start(self) -> None:
+        """Run until stop() or SIGTERM/SIGINT. Raises DaemonError if it cannot start."""
+        try:
+            self._config = self.manager.load()
+        except LifecycleConfigError as exc:
+            raise DaemonError(f"cannot start: {exc}") from None
+        self._config_mtime = _mtime(self.manager.config_path)
+        sd.setup_logging(self._config.daemon.log_level.value, self._foreground)
+        self._build()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_stop_signal)
+            signal.signal(signal.SIGINT, self._on_stop_signal)
+            signal.signal(signal.SIGHUP, self._on_hup)
+        self._running = True
+        self._started_at = time.time()
+        try:
+            self._run()
+        finally:
+            self._running = False
+            self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def reload_config(self) -> None:
+        """Ask the loop to reread the configuration (what SIGHUP does)."""
+        self._reload.set()
+
+    def get_status(self) -> DaemonStatus:
+        enabled = sorted(self._config.enabled_vms())
+        latest = [self._latest[v] for v in enabled if v in self._latest]
+        held = {vm: s.held_reason for vm, s in self.store.all_healing_states().items()
+                if s.held_reason and vm in enabled}
+        return DaemonStatus(
+            running=self._running,
+            pid=os.getpid(),
+            uptime=dt.timedelta(seconds=int(time.time() - self._started_at)),
+            monitored_vms=enabled,
+            last_sweep=self._last_sweep,
+            healthy=sum(1 for s in latest if s.healthy),
+            failing=sorted(s.vm_name for s in latest if _counts_as_failing(s)),
+            held=held,
+            breaker_open=self._breaker_open,
+            repairs_in_flight=sorted(self._in_flight),
+            config_error=self._config_error,
+            status_text=self._status_text,
+        )
+
+    # ================================================================== wiring
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore(history_size=self._config.daemon.history_size)
+        return self._store
+
+    def _build(self) -> None:
+        store = self.store
+        if self._hooks is None:
+            self._hooks = build_hooks(self._config, self._hooks_of)
+        compute = self._compute or build_compute(self._config)
+        self.monitor = HealthMonitor(config=self._config, compute=compute, ssh=self._ssh,
+                                     store=store)
+        self.healer = SelfHealer(config=self._config, compute=compute, store=store,
+                                 hooks=self._hooks, on_repaired=self._after_repair)
+        workers = self._config.daemon.max_workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
+        self._azure_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="azure")
+
+    def _hooks_of(self, vm: str) -> dict[str, str]:
+        cfg = self._config.vms.get(vm)
+        return dict(cfg.hooks) if cfg else {}
+
+    def _after_repair(self, vm: str) -> None:
+        self.monitor.reset_failures(vm)
+        with contextlib.suppress(LifecycleConfigError):
+            self.monitor.ssh.forget(resolve_target(self._config, vm))
+
+    # ================================================================== loop
+    def _run(self) -> None:
+        for rec in self.store.interrupt_unfinished():
+            log_event(log, Event.RESTART_FAILED,
+                      f"{rec.vm}: {rec.action.value} started at {rec.started_at:%H:%M:%S} was "
+                      "interrupted by a daemon stop; it counts against the budget and its "
+                      "grace period stands", vm=rec.vm, level=logging.WARNING,
+                      action=rec.action, error=rec.error)
+        self._seed_from_history()
+        self._sync_schedule()
+        self.store.set_daemon_fact("started_at", self._started_at)
+        self.store.set_daemon_fact("pid", os.getpid())
+        vms = len(self._config.enabled_vms())
+        log_event(log, Event.DAEMON_STARTED,
+                  f"azlin-lifecycle started: monitoring {vms} VMs", monitored=vms)
+        self._publish_status(force=True, ready=True)
+        ping_every = sd.watchdog_interval()
+        last_ping = 0.0
+        last_config_poll = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if ping_every is not None and now - last_ping >= ping_every:
+                sd.watchdog()
+                last_ping = now
+            if self._reload.is_set() or (now - last_config_poll >= CONFIG_POLL_SECONDS
+                                         and self._config_changed()):
+                self._reload.clear()
+                self._apply_reload()
+            if now - last_config_poll >= CONFIG_POLL_SECONDS:
+                last_config_poll = now
+            self._dispatch(now)
+            self._collect(self._wait_budget(now, ping_every))
+            self._publish_status()
+
+    def _wait_budget(self, now: float, ping_every: float | None) -> float:
+        until_next = self._scheduler.seconds_until_next(now)
+        budget = 0.5 if until_next is None else min(0.5, until_next)
+        if ping_every is not None:
+            budget = min(budget, ping_every / 2)
+        return max(0.01, budget)
+
+    def _seed_from_history(self) -> None:
+        latest = self.store.latest(self._config.enabled_vms())
+        self._latest.update(latest)
+        for vm, status in latest.items():
+            if status.healthy:
+                self._last_healthy[vm] = status.timestamp.timestamp()
+
+    def _sync_schedule(self) -> None:
+        enabled = self._config.enabled_vms()
+        self._scheduler.sync({vm: float(c.check_interval_seconds) for vm, c in enabled.items()},
+                             time.monotonic())
+        for vm in list(self._latest):
+            if vm not in enabled:
+                del self._latest[vm]
+
+    # ------------------------------------------------------------------ dispatch
+    def _dispatch(self, now: float) -> None:
+        due = self._scheduler.due(now)
+        if not due:
+            return
+        targets: list[VMTarget] = []
+        for vm in due:
+            try:
+                targets.append(resolve_target(self._config, vm))
+            except LifecycleConfigError as exc:
+                self._scheduler.finished(vm, now)
+                log_event(log, Event.CHECK_FAILED, f"{vm}: cannot check: {exc}", vm=vm,
+                          level=logging.ERROR, reason=str(exc))
+        if not targets:
+            return
+        self._batch_ids += 1
+        batch_id = self._batch_ids
+        self._batches[batch_id] = _Batch(started=now, waiting={t.name for t in targets})
+        groups: dict[tuple[str, str], list[VMTarget]] = {}
+        for t in targets:
+            groups.setdefault((t.subscription_id, t.resource_group), []).append(t)
+        for members in groups.values():
+            future = self._azure_pool.submit(self.monitor.fetch_power_states, members)
+            self._pending[future] = ("power", (batch_id, members))
+
+    def _collect(self, timeout: float) -> None:
+        self._drain_repairs()
+        if not self._pending:
+            self._stop.wait(timeout)
+            return
+        done, _ = wait(list(self._pending), timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            kind, payload = self._pending.pop(future)
+            if kind == "power":
+                self._on_power(future, *payload)
+            else:
+                self._on_check(future, *payload)
+
+    def _on_power(self, future: Future[Any], batch_id: int, members: list[VMTarget]) -> None:
+        started = self._batches[batch_id].started
+        try:
+            powers: dict[str, tuple[PowerInfo | None, str | None]] = future.result()
+        except HealthCheckError as exc:
+            log_event(log, Event.CHECK_FAILED, f"Azure login problem: {exc}",
+                      level=logging.ERROR, reason=str(exc))
+            powers = {t.name: (None, str(exc)) for t in members}
+        except Exception as exc:  # an adapter bug must not stop monitoring
+            log.exception("fetching power states failed")
+            powers = {t.name: (None, f"{type(exc).__name__}: {exc}") for t in members}
+        for t in members:
+            power, error = powers[t.name]
+            check = self._pool.submit(self.monitor.probe, t, power, error, started)
+            self._pending[check] = ("check", (batch_id, t.name))
+
+    def _on_check(self, future: Future[Any], batch_id: int, vm: str) -> None:
+        batch = self._batches[batch_id]
+        batch.waiting.discard(vm)
+        self._scheduler.finished(vm, batch.started)
+        try:
+            batch.results.append(future.result())
+        except Exception:
+            log.exception("%s: health check crashed", vm)
+        if not batch.waiting:
+            del self._batches[batch_id]
+            self._process_batch(batch.results)
+
+    # ------------------------------------------------------------------ decisions
+    def _process_batch(self, results: list[HealthStatus]) -> None:
+        enabled = self._config.enabled_vms()
+        results = [r for r in results if r.vm_name in enabled]  # disabled meanwhile
+        previous = {r.vm_name: self._latest.get(r.vm_name) for r in results}
+        for status in results:
+            self._latest[status.vm_name] = status
+        self._last_sweep = dt.datetime.now(dt.UTC)
+        self._update_breaker()
+        for status in results:
+            self._report(status, previous[status.vm_name])
+        for status in results:
+            if not status.healthy and status.vm_name not in self._in_flight:
+                self._heal(status)
+
+    def _fleet(self) -> FleetView:
+        enabled = self._config.enabled_vms()
+        latest = [s for vm, s in self._latest.items() if vm in enabled]
+        running = [s for s in latest if s.state in SSH_STATES]
+        return FleetView(
+            monitored=len(enabled),
+            running=len(running),
+            failing=sum(1 for s in running if _counts_as_failing(s)),
+            in_flight=len(self._in_flight),
+            breaker_open=self._breaker_open,
+        )
+
+    def _update_breaker(self) -> None:
+        fleet = self._fleet()
+        trips = breaker_trips(self._config.healing, fleet.running, fleet.failing)
+        if trips and not self._breaker_open:
+            self._breaker_open = True
+            log_event(log, Event.BREAKER_OPEN,
+                      f"circuit breaker open: {fleet.failing} of {fleet.running} running VMs "
+                      "fail at once; the monitor's own network is the likelier culprit, so no "
+                      "VM is restarted until the fleet looks healthy again",
+                      level=logging.ERROR, failing=fleet.failing, running=fleet.running)
+        elif not trips and self._breaker_open:
+            self._breaker_open = False
+            log_event(log, Event.BREAKER_CLOSED,
+                      f"circuit breaker closed: {fleet.failing} of {fleet.running} running VMs "
+                      "failing; healing resumes", failing=fleet.failing, running=fleet.running)
+        self.store.set_daemon_fact("breaker_open", self._breaker_open)
+
+    def _report(self, status: HealthStatus, prev: HealthStatus | None) -> None:
+        vm = status.vm_name
+        fields: dict[str, Any] = {
+            "health_state": "healthy" if status.healthy else "unhealthy",
+            "power_state": status.state,
+            "failure_count": status.ssh_failures,
+            "reason": status.reason,
+            "check_duration": round(status.check_duration_seconds, 3),
+        }
+        if status.metrics is not None:
+            fields.update(cpu_percent=status.metrics.cpu_percent,
+                          memory_percent=status.metrics.memory_percent,
+                          disk_percent=status.metrics.disk_percent)
+        if status.healthy:
+            log_event(log, Event.CHECK_OK, f"{vm}: healthy", vm=vm, **fields)
+        else:
+            log_event(log, Event.CHECK_FAILED, f"{vm}: unhealthy: {status.reason}", vm=vm,
+                      level=logging.WARNING, **fields)
+        if prev is not None and prev.state != status.state:
+            log_event(log, Event.POWER_CHANGED,
+                      f"{vm}: power state {prev.state.value} -> {status.state.value}", vm=vm,
+                      previous_state=prev.state, power_state=status.state)
+            if status.state in STOPPED_STATES and prev.state not in STOPPED_STATES:
+                self._fire(HookType.ON_STOP, vm, {"state": status.state.value,
+                                                  "previous_state": prev.state.value})
+            elif status.state is VMState.RUNNING and prev.state not in SSH_STATES:
+                self._fire(HookType.ON_START, vm, {"state": status.state.value,
+                                                   "previous_state": prev.state.value})
+        if status.healthy:
+            self._last_healthy[vm] = status.timestamp.timestamp()
+            if prev is None or not prev.healthy:
+                log_event(log, Event.VM_HEALTHY, f"{vm}: healthy again" if prev else
+                          f"{vm}: healthy", vm=vm, power_state=status.state)
+                self._fire(HookType.ON_HEALTHY, vm, {"state": status.state.value})
+                self.store.set_held_reasons({vm: None})
+
+    def _heal(self, status: HealthStatus) -> None:
+        vm = status.vm_name
+        decision = self.healer.plan(vm, failure_of(status), self._fleet(),
+                                    self._last_healthy.get(vm))
+        if decision.action is None:
+            return
+        if decision.dry_run:
+            self.healer.record_dry_run(vm, decision)
+            return
+        self._start_repair(vm, decision.action, decision.reason)
+
+    def _start_repair(self, vm: str, action: RepairAction, reason: str) -> None:
+        self._in_flight.add(vm)
+
+        def run() -> None:
+            outcome: RestartResult | BaseException
+            try:
+                outcome = self.healer.repair(vm, action, reason)
+            except BaseException as exc:  # recorded and logged by the loop
+                outcome = exc
+            with self._repair_lock:
+                self._repair_done.append((vm, outcome))
+
+        # A plain daemon thread: a repair waits minutes on Azure and must not keep a
+        # stopping daemon alive (its intent is already committed to the state store).
+        threading.Thread(target=run, name=f"repair-{vm}", daemon=True).start()
+
+    def _drain_repairs(self) -> None:
+        with self._repair_lock:
+            done, self._repair_done = self._repair_done, []
+        for vm, outcome in done:
+            self._in_flight.discard(vm)
+            if isinstance(outcome, BaseException):
+                log.error("%s: repair crashed: %s", vm, outcome)
+
+    def _fire(self, hook: HookType, vm: str, context: dict[str, object]) -> None:
+        assert self._hooks is not None
+        self._hooks.execute_hook_async(hook, vm, context)
+
+    # ------------------------------------------------------------------ status
+    def _publish_status(self, force: bool = False, ready: bool = False) -> None:
+        text = self._summary()
+        if text == self._status_text and not force:
+            return
+        self._status_text = text
+        self.store.set_daemon_fact("status_text", text)
+        if self._last_sweep:
+            self.store.set_daemon_fact("last_sweep", self._last_sweep.isoformat())
+        if ready:
+            sd.ready(text)
+        else:
+            sd.status(text)
+
+    def _summary(self) -> str:
+        enabled = sorted(self._config.enabled_vms())
+        if not enabled:
+            text = "0 VMs monitored (add one: azlin lifecycle enable VM)"
+        else:
+            latest = [self._latest[v] for v in enabled if v in self._latest]
+            failing = sorted(s.vm_name for s in latest if s.ssh_checked and not s.healthy)
+            healthy = sum(1 for s in latest if s.healthy)
+            text = f"{len(enabled)} VMs: {healthy} healthy, {len(failing)} failing"
+            if failing:
+                shown = ", ".join(failing[:3]) + (", ..." if len(failing) > 3 else "")
+                text += f" ({shown})"
+            for state in (VMState.STOPPED, VMState.DEALLOCATED, VMState.NOT_FOUND):
+                count = sum(1 for s in latest if s.state is state)
+                if count:
+                    text += f", {count} {state.value.replace('_', ' ')}"
+            pending = len(enabled) - len(latest)
+            if pending:
+                text += f", {pending} not checked yet"
+            if self._breaker_open:
+                text += "; healing held: circuit breaker open"
+            elif self._config.healing.dry_run:
+                text += "; dry run (observe only)"
+            elif self._in_flight:
+                text += f"; repairing {', '.join(sorted(self._in_flight))}"
+            else:
+                text += "; healing active"
+        if self._config_error:
+            text += f"; config reload failed: {self._config_error}"
+        return text
+
+    # ------------------------------------------------------------------ reload & stop
+    def _config_changed(self) -> bool:
+        return _mtime(self.manager.config_path) != self._config_mtime
+
+    def _apply_reload(self) -> None:
+        sd.reloading()
+        self._config_mtime = _mtime(self.manager.config_path)
+        try:
+            new = self.manager.load()
+        except LifecycleConfigError as exc:
+            self._config_error = str(exc)
+            log_event(log, Event.CONFIG_RELOAD_FAILED,
+                      f"configuration not reloaded, the previous one stays in force: {exc}",
+                      level=logging.ERROR, reason=str(exc))
+        else:
+            compute = None
+            if new.azure != self._config.azure and self._compute is None:
+                compute = build_compute(new)  # new endpoint or credential
+            self._config = new
+            self._config_error = None
+            self.monitor.set_config(new, compute)
+            self.healer.set_config(new, compute)
+            if isinstance(self._hooks, HookExecutor):
+                self._hooks.settings = new.hooks  # timeouts and retries apply at once
+            self._sync_schedule()
+            logging.getLogger().setLevel(new.daemon.log_level.value)
+            vms = len(new.enabled_vms())
+            log_event(log, Event.CONFIG_RELOADED,
+                      f"configuration reloaded: monitoring {vms} VMs", monitored=vms)
+        self._publish_status(force=True, ready=True)
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._reload.set()
+
+    def _shutdown(self) -> None:
+        sd.stopping()
+        log_event(log, Event.DAEMON_STOPPING,
+                  "azlin-lifecycle stopping" + (
+                      f"; repairs left to Azure: {', '.join(sorted(self._in_flight))}"
+                      if self._in_flight else ""))
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._azure_pool.shutdown(wait=False, cancel_futures=True)
+        if self._hooks is not None:
+            self._hooks.shutdown(timeout=self._config.hooks.kill_grace_seconds + 1.0)
+        self.monitor.close()
+
+
+def _counts_as_failing(status: HealthStatus) -> bool:
+    """A counted failure of a VM that should be up (not booting, not stopped)."""
+    return status.ssh_checked and not status.healthy and status.ssh_failures > 0
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns / 1e9
+    except OSError:
+        return None

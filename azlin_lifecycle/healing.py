@@ -1,0 +1,211 @@
+"""SelfHealer: decide, act, and tell — without ever causing a restart storm.
+
+Decisions come from :mod:`azlin_lifecycle.policy` (pure). Acting means: commit the
+repair intent to the state store (so a daemon killed mid-restart cannot restart the
+VM again), ask Azure through the compute adapter and wait for the long-running
+operation, record the outcome, start the grace period, reset the failure counter,
+and fire ``on_restart``. Every decision that holds a repair back is logged with why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import HookType, LifecycleConfig
+from .errors import SelfHealingError
+from .events import Event, log_event
+from .manager import LifecycleManager
+from .models import HealthFailure, RepairAction, RestartResult, VMState, utcnow
+from .policy import Decision, FleetView, decide
+from .ports import AzureOperationError, ComputeApi, HookRunner
+from .state import StateStore
+from .targets import resolve_target
+
+__all__ = ["RestartResult", "SelfHealer", "SelfHealingError"]
+
+log = logging.getLogger(__name__)
+
+
+class SelfHealer:
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        *,
+        config: LifecycleConfig | None = None,
+        compute: ComputeApi | None = None,
+        store: StateStore | None = None,
+        hooks: HookRunner | None = None,
+        on_repaired: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config_path = config_path
+        self._config = config
+        self._compute = compute
+        self._store = store
+        self._hooks = hooks
+        self._on_repaired = on_repaired
+        self._clock = clock
+
+    # ------------------------------------------------------------------ wiring
+    @property
+    def config(self) -> LifecycleConfig:
+        if self._config is None:
+            self._config = LifecycleManager(self._config_path).load()
+        return self._config
+
+    def set_config(self, config: LifecycleConfig, compute: ComputeApi | None = None) -> None:
+        """Use a new configuration (and, when its Azure settings changed, a new client)."""
+        self._config = config
+        if compute is not None:
+            self._compute = compute
+
+    @property
+    def compute(self) -> ComputeApi:
+        if self._compute is None:
+            from .wiring import build_compute
+
+            self._compute = build_compute(self.config)
+        return self._compute
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore(history_size=self.config.daemon.history_size)
+        return self._store
+
+    @property
+    def hooks(self) -> HookRunner:
+        if self._hooks is None:
+            from .wiring import build_hooks
+
+            self._hooks = build_hooks(
+                self.config,
+                lambda vm: self.config.vms[vm].hooks if vm in self.config.vms else {},
+            )
+        return self._hooks
+
+    def _vm(self, vm_name: str) -> None:
+        if vm_name not in self.config.vms:
+            raise SelfHealingError(
+                f"VM {vm_name!r} is not configured; add it with: azlin lifecycle enable {vm_name}"
+            )
+
+    # ------------------------------------------------------------------ deciding
+    def decide(self, vm_name: str, failure: HealthFailure, fleet: FleetView | None = None,
+               last_healthy: float | None = None) -> Decision:
+        self._vm(vm_name)
+        if failure.vm_name != vm_name:
+            raise SelfHealingError(
+                f"failure is for {failure.vm_name!r}, not {vm_name!r}: pass the VM's own failure"
+            )
+        now = self._clock()
+        window = self.config.healing.budget_window_seconds
+        return decide(
+            self.config.vms[vm_name],
+            self.config.healing,
+            failure,
+            self.store.repairs(vm_name, since=now - max(window, 7 * 86400)),
+            grace_until=self.store.healing_state(vm_name).grace_until,
+            now=now,
+            fleet=fleet or FleetView(monitored=len(self.config.enabled_vms())),
+            last_healthy=last_healthy,
+        )
+
+    def should_restart(self, vm_name: str, failure: HealthFailure) -> bool:
+        """Would a repair be started now (restart policy and every safety check)?"""
+        return self.decide(vm_name, failure).action is not None
+
+    # ------------------------------------------------------------------ acting
+    def handle_failure(self, vm_name: str, failure: HealthFailure,
+                       fleet: FleetView | None = None) -> RestartResult | None:
+        """Decide, fire ``on_failure``, and repair (or say why not). Blocks while repairing."""
+        decision = self.plan(vm_name, failure, fleet)
+        if decision.action is None or decision.dry_run:
+            return None if decision.action is None else self.record_dry_run(vm_name, decision)
+        return self.repair(vm_name, decision.action, reason=decision.reason)
+
+    def plan(self, vm_name: str, failure: HealthFailure, fleet: FleetView | None = None,
+             last_healthy: float | None = None) -> Decision:
+        """Decide, log the decision, record any hold, and fire ``on_failure``."""
+        decision = self.decide(vm_name, failure, fleet, last_healthy)
+        self.store.set_held_reasons({vm_name: decision.reason if decision.held else None})
+        if decision.held:
+            log_event(log, Event.HEALING_HELD, f"{vm_name}: {decision.reason}", vm=vm_name,
+                      level=logging.WARNING, hold=decision.hold_kind,
+                      failure_count=failure.failure_count, reason=decision.reason)
+        if not failure.state.stopped_on_purpose and failure.state is not VMState.STARTING:
+            self.hooks.execute_hook_async(
+                HookType.ON_FAILURE, vm_name,
+                {"failure_count": failure.failure_count,
+                 "reason": decision.reason if decision.held else failure.reason,
+                 "state": failure.state.value,
+                 "healing": decision.hold_kind or ("would_repair" if decision.dry_run else
+                                                   "repairing" if decision.action else "none")},
+            )
+        return decision
+
+    def record_dry_run(self, vm_name: str, decision: Decision) -> RestartResult:
+        assert decision.action is not None
+        self.store.begin_repair(vm_name, decision.action, dry_run=True, grace_until=0.0,
+                                now=self._clock())
+        log_event(log, Event.RESTART_WOULD, f"{vm_name}: {decision.reason}", vm=vm_name,
+                  level=logging.WARNING, action=decision.action, reason=decision.reason)
+        return RestartResult(vm_name=vm_name, success=True, action=decision.action, dry_run=True)
+
+    def restart_vm(self, vm_name: str) -> RestartResult:
+        """Restart ``vm_name`` now, regardless of policy (an explicit request)."""
+        self._vm(vm_name)
+        return self.repair(vm_name, RepairAction.RESTART, reason="requested")
+
+    def repair(self, vm_name: str, action: RepairAction, reason: str) -> RestartResult:
+        """Carry out one repair: intent first, then Azure, then outcome, grace and hooks."""
+        healing = self.config.healing
+        target = resolve_target(self.config, vm_name)
+        started = self._clock()
+        timeout = float(healing.restart_timeout_seconds)
+        repair_id = self.store.begin_repair(
+            vm_name, action, dry_run=False,
+            grace_until=started + timeout + healing.grace_period_seconds, now=started,
+        )
+        event = Event.ESCALATION_REDEPLOY if action is RepairAction.REDEPLOY else \
+            Event.RESTART_REQUESTED
+        log_event(log, event, f"{vm_name}: {action.value} requested: {reason}", vm=vm_name,
+                  level=logging.WARNING, action=action, reason=reason)
+        error: str | None = None
+        try:
+            operation = {
+                RepairAction.RESTART: self.compute.restart,
+                RepairAction.START: self.compute.start,
+                RepairAction.REDEPLOY: self.compute.redeploy,
+            }[action]
+            operation(target, timeout)
+        except AzureOperationError as exc:
+            error = str(exc)
+        ended = self._clock()
+        success = error is None
+        self.store.end_repair(repair_id, success=success, error=error,
+                              grace_until=ended + healing.grace_period_seconds, now=ended)
+        if self._on_repaired is not None:
+            self._on_repaired(vm_name)
+        result = RestartResult(
+            vm_name=vm_name, success=success, action=action, timestamp=utcnow(),
+            duration_seconds=ended - started, error_message=error,
+        )
+        log_event(
+            log, Event.RESTART_SUCCEEDED if success else Event.RESTART_FAILED,
+            f"{vm_name}: {action.value} "
+            + ("succeeded" if success else f"failed: {error}")
+            + f" after {result.duration_seconds:.1f}s; grace period "
+            f"{healing.grace_period_seconds}s",
+            vm=vm_name, level=logging.INFO if success else logging.ERROR,
+            action=action, duration_seconds=round(result.duration_seconds, 2), error=error,
+        )
+        self.hooks.execute_hook_async(
+            HookType.ON_RESTART, vm_name,
+            {"restart_result": "success" if success else "failure", "action": action.value,
+             "error": error, "duration_seconds": round(result.duration_seconds, 2)},
+        )
+        return result

@@ -1,0 +1,280 @@
+"""HealthMonitor: is a VM alive? Azure's power state first, then SSH.
+
+A check asks Azure for the power state and, only when the VM is running (or Azure
+cannot tell), connects over SSH and reads the metrics with one remote command. A VM
+that Azure reports stopped is not an SSH failure. Consecutive SSH failures are counted
+per VM (thread-safe), reset when the VM is healthy, not counted during the grace
+period after a repair, and seeded from the persisted history when a new monitor starts.
+
+The monitor takes its adapters (``compute``, ``ssh``) as arguments; by default it
+builds the real Azure SDK and fabric ones from the configuration.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import models
+from .config import LifecycleConfig
+from .errors import HealthCheckError
+from .manager import LifecycleManager
+from .models import (
+    HealthFailure,
+    HealthStatus,
+    PowerInfo,
+    SshProbeResult,
+    VMMetrics,
+    VMState,
+    VMTarget,
+)
+from .ports import AzureOperationError, ComputeApi, SshProber
+from .state import StateStore
+from .targets import resolve_target
+
+__all__ = [
+    "HealthCheckError",
+    "HealthFailure",
+    "HealthMonitor",
+    "HealthStatus",
+    "VMMetrics",
+    "VMState",
+]
+
+SSH_STATES = (VMState.RUNNING, VMState.UNKNOWN)
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        *,
+        config: LifecycleConfig | None = None,
+        compute: ComputeApi | None = None,
+        ssh: SshProber | None = None,
+        store: StateStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config_path = config_path
+        self._config = config
+        self._compute = compute
+        self._ssh = ssh
+        self._store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[str, int] = {}
+        self._vm_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    # ------------------------------------------------------------------ wiring
+    @property
+    def config(self) -> LifecycleConfig:
+        if self._config is None:
+            self._config = LifecycleManager(self._config_path).load()
+        return self._config
+
+    def set_config(self, config: LifecycleConfig, compute: ComputeApi | None = None) -> None:
+        """Use a new configuration (and, when its Azure settings changed, a new client)."""
+        self._config = config
+        if compute is not None:
+            self._compute = compute
+
+    @property
+    def compute(self) -> ComputeApi:
+        if self._compute is None:
+            from .wiring import build_compute
+
+            self._compute = build_compute(self.config)
+        return self._compute
+
+    @property
+    def ssh(self) -> SshProber:
+        if self._ssh is None:
+            from .wiring import build_ssh
+
+            self._ssh = build_ssh(self.config)
+        return self._ssh
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore(history_size=self.config.daemon.history_size)
+        return self._store
+
+    def target(self, vm_name: str) -> VMTarget:
+        return resolve_target(self.config, vm_name)
+
+    def close(self) -> None:
+        if self._ssh is not None:
+            self._ssh.close()
+
+    # ------------------------------------------------------------------ checks
+    def check_vm_health(self, vm_name: str) -> HealthStatus:
+        """Check one VM now (its own instance view, then SSH) and record the result."""
+        started = time.monotonic()
+        target = self.target(vm_name)
+        power, azure_error = self._instance_view(target)
+        return self.probe(target, power, azure_error, started)
+
+    def check_many(
+        self, vm_names: Iterable[str], max_workers: int | None = None
+    ) -> dict[str, HealthStatus]:
+        """Check many VMs at once: one Azure list call per resource group, SSH in parallel."""
+        started = time.monotonic()
+        targets = [self.target(name) for name in vm_names]
+        workers = max_workers or self.config.daemon.max_workers
+        powers = self.fetch_power_states(targets)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+            futures = {
+                t.name: pool.submit(self.probe, t, *powers[t.name], started) for t in targets
+            }
+            return {name: future.result() for name, future in futures.items()}
+
+    def fetch_power_states(
+        self, targets: Iterable[VMTarget]
+    ) -> dict[str, tuple[PowerInfo | None, str | None]]:
+        """Power state (or the Azure error text) of each target, one call per group.
+
+        A VM missing from its group's listing is NOT_FOUND. A missing login raises
+        HealthCheckError: every check would fail the same way.
+        """
+        groups: dict[tuple[str, str], list[VMTarget]] = defaultdict(list)
+        for t in targets:
+            groups[(t.subscription_id, t.resource_group)].append(t)
+        result: dict[str, tuple[PowerInfo | None, str | None]] = {}
+        for (subscription, group), members in groups.items():
+            try:
+                listing = self.compute.power_states(subscription, group)
+            except AzureOperationError as exc:
+                for t in members:
+                    result[t.name] = (None, str(exc))
+                continue
+            for t in members:
+                info = listing.get(t.name) or PowerInfo(
+                    VMState.NOT_FOUND,
+                    message=f"VM {t.name!r} is not in resource group {group!r}",
+                )
+                result[t.name] = (info, None)
+        return result
+
+    def _instance_view(self, target: VMTarget) -> tuple[PowerInfo | None, str | None]:
+        try:
+            return self.compute.instance_view(target), None
+        except AzureOperationError as exc:
+            return None, str(exc)
+
+    def probe(
+        self,
+        target: VMTarget,
+        power: PowerInfo | None,
+        azure_error: str | None,
+        started: float | None = None,
+    ) -> HealthStatus:
+        """Finish a check whose power state is known: SSH if it may be up, then record."""
+        started = time.monotonic() if started is None else started
+        state = power.state if power else VMState.UNKNOWN
+        probe: SshProbeResult | None = None
+        if state in SSH_STATES:
+            probe = self.ssh.probe(target, self.config.daemon.ssh_timeout_seconds)
+        status = self._evaluate(target.name, power, azure_error, probe,
+                                time.monotonic() - started)
+        self.store.add_checks([status])
+        return status
+
+    # ------------------------------------------------------------------ counting
+    def _evaluate(
+        self,
+        vm: str,
+        power: PowerInfo | None,
+        azure_error: str | None,
+        probe: SshProbeResult | None,
+        duration: float,
+    ) -> HealthStatus:
+        state = power.state if power else VMState.UNKNOWN
+        in_grace = self.store.healing_state(vm).grace_until > self._clock()
+        with self._vm_locks[vm]:
+            count = self._current_failures(vm)
+            if probe is None:
+                count = 0  # not running (or unknown to Azure): not an SSH failure
+            elif probe.reachable:
+                count = 0
+            elif in_grace:
+                count = 0  # booting after a repair: failures don't count
+            else:
+                count += 1
+            with self._lock:
+                self._failures[vm] = count
+        healthy = probe is not None and probe.reachable
+        return HealthStatus(
+            vm_name=vm,
+            state=state,
+            ssh_reachable=healthy,
+            ssh_failures=count,
+            healthy=healthy,
+            reason=None if healthy else _reason(state, power, azure_error, probe, in_grace),
+            provisioning_state=power.provisioning_state if power else None,
+            agent_status=power.agent_status if power else None,
+            metrics=probe.metrics if probe else None,
+            ssh_checked=probe is not None,
+            check_duration_seconds=duration,
+            timestamp=models.utcnow(),
+        )
+
+    def _current_failures(self, vm: str) -> int:
+        with self._lock:
+            if vm in self._failures:
+                return self._failures[vm]
+        latest = self.store.latest([vm]).get(vm)
+        return latest.ssh_failures if latest else 0
+
+    def failure_count(self, vm_name: str) -> int:
+        with self._vm_locks[vm_name]:
+            return self._current_failures(vm_name)
+
+    def reset_failures(self, vm_name: str) -> None:
+        with self._vm_locks[vm_name], self._lock:
+            self._failures[vm_name] = 0
+
+    # ------------------------------------------------------------------ history
+    def get_health_history(self, vm_name: str, limit: int | None = None) -> list[HealthStatus]:
+        """Recorded checks of ``vm_name``, oldest first (persisted across restarts)."""
+        return self.store.history(vm_name, limit)
+
+    def clear_health_history(self, vm_name: str) -> None:
+        self.store.clear_history(vm_name)
+        self.reset_failures(vm_name)
+
+    def latest(self, vm_names: Iterable[str] | None = None) -> Mapping[str, HealthStatus]:
+        return self.store.latest(vm_names)
+
+
+def _reason(
+    state: VMState,
+    power: PowerInfo | None,
+    azure_error: str | None,
+    probe: SshProbeResult | None,
+    in_grace: bool,
+) -> str:
+    if state is VMState.NOT_FOUND:
+        return f"not found in Azure: {power.message if power else ''}".rstrip(": ")
+    if probe is None:
+        return f"VM is {state.value} in Azure"
+    text = f"SSH {probe.reason or 'failed'}"
+    if azure_error:
+        text += f"; Azure: {azure_error}"
+    if in_grace:
+        text += " (grace period after a repair: not counted)"
+    return text
+
+
+def failure_of(status: HealthStatus) -> HealthFailure:
+    return HealthFailure(
+        vm_name=status.vm_name,
+        failure_count=status.ssh_failures,
+        reason=status.reason or "unhealthy",
+        state=status.state,
+        timestamp=status.timestamp,
+    )

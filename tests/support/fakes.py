@@ -1,0 +1,82 @@
+"""Fakes of the adapter protocols, for unit tests of pure logic only."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from azlin_lifecycle.models import PowerInfo, SshProbeResult, VMMetrics, VMState, VMTarget
+from azlin_lifecycle.ports import AzureOperationError
+
+
+@dataclass
+class FakeCompute:
+    states: dict[str, VMState] = field(default_factory=dict)
+    fail_actions: dict[str, str] = field(default_factory=dict)  # vm -> error message
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    list_calls: int = 0
+    action_seconds: float = 0.0
+
+    def instance_view(self, target: VMTarget) -> PowerInfo:
+        self.calls.append(("instance_view", target.name))
+        state = self.states.get(target.name, VMState.NOT_FOUND)
+        return PowerInfo(state, "succeeded", "Ready",
+                         message="not found" if state is VMState.NOT_FOUND else None)
+
+    def power_states(self, subscription_id: str, resource_group: str) -> Mapping[str, PowerInfo]:
+        self.list_calls += 1
+        return {vm: PowerInfo(s, "succeeded", "Ready") for vm, s in self.states.items()}
+
+    def _act(self, action: str, target: VMTarget) -> None:
+        self.calls.append((action, target.name))
+        time.sleep(self.action_seconds)
+        if target.name in self.fail_actions:
+            raise AzureOperationError(self.fail_actions[target.name], "InternalError")
+        self.states[target.name] = VMState.RUNNING
+
+    def restart(self, target: VMTarget, timeout: float) -> None:
+        self._act("restart", target)
+
+    def start(self, target: VMTarget, timeout: float) -> None:
+        self._act("start", target)
+
+    def redeploy(self, target: VMTarget, timeout: float) -> None:
+        self._act("redeploy", target)
+
+
+@dataclass
+class FakeSsh:
+    down: dict[str, str] = field(default_factory=dict)  # vm -> reason
+    probes: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def probe(self, target: VMTarget, timeout: float) -> SshProbeResult:
+        with self.lock:
+            self.probes.append(target.name)
+        if target.name in self.down:
+            return SshProbeResult(False, self.down[target.name])
+        return SshProbeResult(True, metrics=VMMetrics(cpu_percent=5.0, disk_percent=40.0))
+
+    def forget(self, target: VMTarget) -> None:
+        self.forgotten.append(target.name)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class RecordingHooks:
+    fired: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
+
+    def execute_hook_async(self, hook_type: str, vm_name: str,
+                           context: Mapping[str, object]) -> None:
+        self.fired.append((str(hook_type), vm_name, dict(context)))
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        return True
+
+    def of(self, hook_type: str) -> list[tuple[str, dict[str, object]]]:
+        return [(vm, ctx) for h, vm, ctx in self.fired if h == hook_type]

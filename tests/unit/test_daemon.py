@@ -1,0 +1,171 @@
+"""The daemon's loop with fake adapters: decisions, hooks, breaker, reload, status."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from azlin_lifecycle.config import LifecycleConfig, parse_toml, render_toml
+from azlin_lifecycle.daemon import LifecycleDaemon
+from azlin_lifecycle.models import VMState
+from azlin_lifecycle.state import StateStore
+from tests.support.fakes import FakeCompute, FakeSsh, RecordingHooks
+
+BASE = """
+[azure]
+subscription_id = "sub"
+resource_group = "rg"
+[healing]
+grace_period_seconds = 60
+{healing}
+[vms.vm1]
+restart_policy = "on-failure"
+ssh_failure_threshold = 1
+[vms.vm2]
+restart_policy = "on-failure"
+ssh_failure_threshold = 1
+[vms.vm3]
+restart_policy = "on-failure"
+ssh_failure_threshold = 1
+"""
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, healing: str = "") -> None:
+        self.path = tmp_path / "lifecycle-config.toml"
+        self.path.write_text(BASE.format(healing=healing))
+        self.compute = FakeCompute({v: VMState.RUNNING for v in ("vm1", "vm2", "vm3")})
+        self.ssh = FakeSsh()
+        self.hooks = RecordingHooks()
+        self.store = StateStore(tmp_path / "state.db")
+        self.daemon = LifecycleDaemon(self.path, compute=self.compute, ssh=self.ssh,
+                                      hooks=self.hooks, store=self.store, foreground=True)
+        self.thread = threading.Thread(target=self.daemon.start)
+
+    def __enter__(self) -> Harness:
+        self.thread.start()
+        wait_for(lambda: self.daemon.get_status().running)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+    def checked(self, n: int) -> Callable[[], bool]:
+        return lambda: len(self.ssh.probes) >= n
+
+
+@pytest.fixture(autouse=True)
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_first_sweep_heals_the_failing_vm_and_greets_the_healthy(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.ssh.down["vm2"] = "timed out (hung)"
+    with h:
+        wait_for(lambda: ("restart", "vm2") in h.compute.calls)
+        wait_for(lambda: bool(h.hooks.of("on_restart")))
+        status = h.daemon.get_status()
+    assert h.compute.list_calls >= 1  # one list call for the group, not one per VM
+    assert not [c for c in h.compute.calls if c[0] == "instance_view"]
+    assert sorted(vm for vm, _ in h.hooks.of("on_healthy")) == ["vm1", "vm3"]
+    (vm, ctx), = h.hooks.of("on_failure")
+    assert vm == "vm2" and ctx["failure_count"] == 1 and ctx["reason"] == "SSH timed out (hung)"
+    assert h.hooks.of("on_restart")[0][1]["restart_result"] == "success"
+    assert status.monitored_vms == ["vm1", "vm2", "vm3"] and status.healthy == 2
+    assert h.ssh.forgotten == ["vm2"]
+    assert h.store.daemon_facts()["status_text"].startswith("3 VMs: 2 healthy, 1 failing (vm2)")
+
+
+def test_breaker_opens_when_the_whole_fleet_fails(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    h = Harness(tmp_path)
+    for vm in ("vm1", "vm2", "vm3"):
+        h.ssh.down[vm] = "timed out"
+    with h:
+        wait_for(lambda: h.daemon.get_status().breaker_open)
+        wait_for(lambda: len(h.hooks.of("on_failure")) == 3)
+        status = h.daemon.get_status()
+    assert not [c for c in h.compute.calls if c[0] == "restart"]
+    err = capsys.readouterr().err
+    assert err.count("breaker_open: circuit breaker open: 3 of 3 running VMs") == 1
+    assert all("circuit breaker open" in reason for reason in status.held.values())
+    assert "healing held: circuit breaker open" in status.status_text
+
+
+def test_dry_run_only_says_would_restart(tmp_path: Path) -> None:
+    h = Harness(tmp_path, healing="dry_run = true")
+    h.ssh.down["vm1"] = "connection refused"
+    with h:
+        wait_for(lambda: [r.outcome for r in h.store.repairs("vm1")] == ["dry_run"])
+        assert "dry run (observe only)" in h.daemon.get_status().status_text
+    assert not [c for c in h.compute.calls if c[0] == "restart"]
+
+
+def test_bad_reload_keeps_the_old_config_and_says_why(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    with h:
+        wait_for(h.checked(3))
+        h.path.write_text(h.path.read_text().replace("ssh_failure_threshold = 1\n[vms.vm2]",
+                                                     "ssh_failure_threshold = 0\n[vms.vm2]"))
+        h.daemon.reload_config()
+        wait_for(lambda: h.daemon.get_status().config_error is not None)
+        status = h.daemon.get_status()
+        assert "ssh_failure_threshold = 0 is not allowed" in (status.config_error or "")
+        assert "config reload failed" in status.status_text
+        assert status.monitored_vms == ["vm1", "vm2", "vm3"]
+        # A good file: applied, a new VM is checked at once, the error clears.
+        cfg = parse_toml(BASE.format(healing=""), "base")
+        h.path.write_text(render_toml(cfg) + '\n[vms.vm4]\nenabled = true\n')
+        h.compute.states["vm4"] = VMState.RUNNING
+        h.daemon.reload_config()
+        wait_for(lambda: "vm4" in h.ssh.probes)
+        status = h.daemon.get_status()
+    assert status.config_error is None and "vm4" in status.monitored_vms
+
+
+def test_config_file_change_is_picked_up_without_a_signal(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    with h:
+        wait_for(h.checked(3))
+        cfg: LifecycleConfig = parse_toml(h.path.read_text(), "x")
+        h.path.write_text(render_toml(cfg.with_vm("vm3", None)))
+        wait_for(lambda: h.daemon.get_status().monitored_vms == ["vm1", "vm2"], timeout=8)
+
+
+def test_stop_power_change_fires_on_stop_and_no_failure(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.compute.states["vm1"] = VMState.RUNNING
+    with h:
+        wait_for(h.checked(3))
+    h.compute.states["vm1"] = VMState.DEALLOCATED
+    h2 = Harness.__new__(Harness)
+    h2.__dict__.update(h.__dict__)
+    h2.daemon = LifecycleDaemon(h.path, compute=h.compute, ssh=h.ssh, hooks=h.hooks,
+                                store=h.store, foreground=True)
+    h2.thread = threading.Thread(target=h2.daemon.start)
+    with h2:  # a restarted daemon remembers the last state from the store
+        wait_for(lambda: bool(h.hooks.of("on_stop")))
+    (vm, ctx), = h.hooks.of("on_stop")
+    assert vm == "vm1" and ctx["state"] == "deallocated" and ctx["previous_state"] == "running"
+    assert h.hooks.of("on_failure") == []
