@@ -56,8 +56,7 @@ def _systemd_word(text: str) -> str:
 def default_exec_start() -> str:
     """This interpreter running the CLI's ``daemon run`` (no reliance on PATH)."""
     return " ".join(
-        _systemd_word(w) for w in (sys.executable, "-m", "azlin_lifecycle.cli.main",
-                                   "daemon", "run")
+        _systemd_word(w) for w in (sys.executable, "-m", "azlin_lifecycle", "daemon", "run")
     )
 
 

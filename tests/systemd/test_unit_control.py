@@ -215,3 +215,45 @@ def test_install_uninstall_round_trip(session: UserSession) -> None:
         uninstall_unit(session)
     assert not unit_file.exists() and not wants.exists()
     assert show(session, "LoadState")["LoadState"] == "not-found"
+
+
+def test_cli_status_logs_and_errors(test_unit: UserSession) -> None:
+    session = test_unit
+    start = session.run_as_user(["azlin-lifecycle", "daemon", "start"])
+    assert (start.returncode, start.stdout) == (0, "azlin-lifecycle started\n"), start.stderr
+    status = session.run_as_user(["azlin-lifecycle", "daemon", "status", "--json"])
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["active_state"] == "active" and data["running"] is True
+    assert data["status_text"] == "test service: watchdog every 15.0s"
+    assert data["pid"] == int(show(session, "MainPID")["MainPID"])
+    human = session.run_as_user(["azlin", "lifecycle", "daemon", "status"], check=True).stdout
+    assert re.search(r"^service +active \(running\)$", human, re.M), human
+    assert re.search(r"^since +.*\(up \d+s\)$", human, re.M), human
+    logs = session.run_as_user(["azlin-lifecycle", "daemon", "logs", "-n", "3", "--vm", "vm-a"],
+                               check=True).stdout
+    assert logs.strip().endswith("test service started")
+    assert len(logs.splitlines()) <= 3
+    stopped = session.run_as_user(["azlin-lifecycle", "daemon", "stop"], check=True)
+    assert stopped.stdout == "azlin-lifecycle stopped\n"
+    # Reloading a stopped service is an error with a way out, on one line, exit status 1.
+    reload = session.run_as_user(["azlin-lifecycle", "daemon", "reload"])
+    assert reload.returncode == 1
+    assert reload.stderr.strip() == (
+        "azlin-lifecycle: error: azlin-lifecycle.service is not running (inactive); start it "
+        "with `azlin lifecycle daemon start`")
+
+
+def test_cli_install_and_uninstall(session: UserSession) -> None:
+    out = session.run_as_user(["azlin-lifecycle", "install"], check=True).stdout
+    unit_file = session.home / ".config/systemd/user" / UNIT
+    assert f"Installed {unit_file}" in out
+    assert session.systemctl("is-enabled", UNIT, check=False).stdout.strip() == "enabled"
+    out = session.run_as_user(["azlin-lifecycle", "uninstall"], check=True).stdout
+    assert out == f"Removed {unit_file}\n"
+    assert not unit_file.exists()
+    out = session.run_as_user(["azlin-lifecycle", "uninstall"], check=True).stdout
+    assert out == "The service was not installed\n"
+    start = session.run_as_user(["azlin-lifecycle", "daemon", "start"])
+    assert start.returncode == 1
+    assert "not installed for this user; run `azlin lifecycle install`" in start.stderr
