@@ -12,7 +12,16 @@ from pathlib import Path
 import click
 
 from ..errors import LifecycleError
-from . import config_cmds, hook_cmds, vms
+from . import (
+    config_cmds,
+    daemon_cmds,
+    demo_cmd,
+    health_cmds,
+    hook_cmds,
+    simulate_cmds,
+    status_cmd,
+    vms,
+)
 from .context import AppContext
 
 PROG = "azlin-lifecycle"
@@ -35,7 +44,8 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     )
 
 
-for module in (vms, hook_cmds, config_cmds):
+for module in (vms, health_cmds, status_cmd, hook_cmds, config_cmds, daemon_cmds, simulate_cmds,
+               demo_cmd):
     for command in module.COMMANDS:
         cli.add_command(command)
 

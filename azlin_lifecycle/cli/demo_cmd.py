@@ -1,0 +1,20 @@
+"""demo: the whole lifecycle on a simulated fleet, in about a minute."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--keep", is_flag=True, help="Keep the demo's files (config, state, logs).")
+@click.option("--systemd/--foreground", "use_systemd", default=None,
+              help="Run the daemon under the systemd user manager, or in the foreground "
+                   "(default: systemd when reachable).")
+def demo(keep: bool, use_systemd: bool | None) -> None:
+    """Hang one of 3 simulated VMs and watch it be detected, restarted and healthy again."""
+    from ..demo import run_demo
+
+    raise SystemExit(run_demo(keep=keep, use_systemd=use_systemd))
+
+
+COMMANDS = [demo]

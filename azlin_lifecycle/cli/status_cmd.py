@@ -1,0 +1,115 @@
+"""status: the daemon (from systemd), then every monitored VM (from the state store)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from ..errors import ControllerError
+from .context import AppContext, pass_app
+from .output import ago, echo_json, echo_table
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Show the daemon, then each VM: state, last check, failures, last repair, holds."""
+    from ..controller import DaemonController
+    from ..state import StateStore
+
+    config = app.manager().load()
+    daemon: dict[str, Any]
+    controller = DaemonController(app.config_path)
+    try:
+        st = controller.daemon_status()
+        daemon = {"active_state": st.active_state, "sub_state": st.sub_state,
+                  "running": st.running, "pid": st.pid, "uptime_seconds": st.uptime,
+                  "status_text": st.status_text, "n_restarts": st.n_restarts,
+                  "installed": st.installed}
+    except ControllerError as exc:
+        daemon = {"running": None, "error": str(exc)}
+    finally:
+        controller.close()
+    store = StateStore(history_size=config.daemon.history_size)
+    try:
+        latest = store.latest()
+        repairs = store.last_repairs()
+        holds = store.all_healing_states()
+        facts = store.daemon_facts()
+    finally:
+        store.close()
+    rows: list[dict[str, Any]] = []
+    for vm, cfg in sorted(config.vms.items()):
+        s = latest.get(vm)
+        r = repairs.get(vm)
+        hold = holds.get(vm)
+        rows.append({
+            "vm": vm,
+            "enabled": cfg.enabled,
+            "policy": cfg.restart_policy.value + (" (dry run)" if cfg.dry_run else ""),
+            "state": s.state.value if s else None,
+            "healthy": s.healthy if s else None,
+            "reason": s.reason if s else None,
+            "last_check": s.timestamp if s else None,
+            "failures": s.ssh_failures if s else None,
+            "last_repair": None if r is None else {
+                "action": r.action.value, "outcome": r.outcome, "at": r.started_at,
+                "error": r.error},
+            "held_back": hold.held_reason if hold else None,
+        })
+    if as_json:
+        echo_json({"daemon": daemon, "last_daemon_status": facts.get("status_text"),
+                   "breaker_open": facts.get("breaker_open", False), "vms": rows})
+        return
+    _print_daemon(daemon, facts)
+    click.echo("")
+    if not rows:
+        click.echo("No VMs configured. Add one with: azlin lifecycle enable VM")
+        return
+    now = dt.datetime.now(dt.UTC)
+    echo_table(
+        ["VM", "STATE", "HEALTH", "LAST CHECK", "FAILURES", "LAST REPAIR", "POLICY"],
+        [[row["vm"] + ("" if row["enabled"] else " (disabled)"),
+          row["state"] or "-",
+          "-" if row["healthy"] is None else ("healthy" if row["healthy"] else "UNHEALTHY"),
+          ago(row["last_check"], now),
+          "-" if row["failures"] is None else row["failures"],
+          _repair_text(row["last_repair"], now),
+          row["policy"]] for row in rows],
+    )
+    for row in rows:
+        if row["healthy"] is False and row["reason"]:
+            click.echo(f"{row['vm']}: {row['reason']}")
+        if row["held_back"]:
+            click.echo(f"{row['vm']}: healing held back: {row['held_back']}")
+
+
+def _repair_text(repair: dict[str, Any] | None, now: dt.datetime) -> str:
+    if repair is None:
+        return "never"
+    return f"{repair['action']} {repair['outcome']} {ago(repair['at'], now)}"
+
+
+def _print_daemon(daemon: dict[str, Any], facts: dict[str, Any]) -> None:
+    if daemon.get("error"):
+        click.echo(f"daemon: unknown ({daemon['error']})")
+        if facts.get("status_text"):
+            click.echo(f"last status it wrote: {facts['status_text']}")
+        return
+    state = f"{daemon['active_state']} ({daemon['sub_state']})"
+    if not daemon["installed"]:
+        state += "; not installed (azlin lifecycle install)"
+    elif daemon["running"] and daemon["uptime_seconds"] is not None:
+        state += f", pid {daemon['pid']}, up {int(daemon['uptime_seconds'])}s"
+    click.echo(f"daemon: {state}")
+    if daemon["n_restarts"]:
+        click.echo(f"restarted by systemd {daemon['n_restarts']} times")
+    text = daemon["status_text"] or facts.get("status_text")
+    if text:
+        click.echo(f"status: {text}")
+
+
+COMMANDS = [status]
