@@ -315,6 +315,70 @@ class UserSession:
                                  f"{BUS_TIMEOUT:.0f}s: {last} {self.manager_log()[-400:]}")
 
 
+class LogindBus:
+    """A system D-Bus and systemd-logind (for lingering), started only if not running.
+
+    ``with LogindBus(): ...``; stops what it started, by PID, and removes the socket.
+    """
+
+    SOCKET = Path("/run/dbus/system_bus_socket")
+
+    def __init__(self) -> None:
+        self.dbus_pid: int | None = None
+        self.logind: subprocess.Popen[bytes] | None = None
+
+    def _answers(self, name: str) -> bool:
+        result = subprocess.run(["busctl", "--system", "status", name], capture_output=True,
+                                timeout=10, check=False)
+        return result.returncode == 0
+
+    def start(self) -> LogindBus:
+        try:
+            if not self._answers("org.freedesktop.DBus"):
+                self.SOCKET.unlink(missing_ok=True)
+                self.SOCKET.parent.mkdir(parents=True, exist_ok=True)
+                out = subprocess.run(["dbus-daemon", "--system", "--fork", "--print-pid"],
+                                     capture_output=True, text=True, timeout=10, check=False)
+                if out.returncode != 0:
+                    raise HarnessUnavailable(f"dbus-daemon --system failed: {out.stderr}")
+                self.dbus_pid = int(out.stdout.split()[0])
+            if not self._answers("org.freedesktop.login1"):
+                self.logind = subprocess.Popen(
+                    ["/lib/systemd/systemd-logind"], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True)
+                deadline = time.monotonic() + 15
+                while not self._answers("org.freedesktop.login1"):
+                    if self.logind.poll() is not None or time.monotonic() > deadline:
+                        raise HarnessUnavailable("systemd-logind did not come up on the "
+                                                 "system bus")
+                    time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.logind is not None:
+            _terminate(self.logind, 5)
+            self.logind = None
+        if self.dbus_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.dbus_pid, signal.SIGTERM)
+            for _ in range(50):
+                if not Path(f"/proc/{self.dbus_pid}").exists():
+                    break
+                time.sleep(0.05)
+            self.dbus_pid = None
+            self.SOCKET.unlink(missing_ok=True)
+
+    def __enter__(self) -> LogindBus:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 # ---------------------------------------------------------------------- helpers
 def _bind_unix(path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
