@@ -322,6 +322,7 @@ class LogindBus:
     """
 
     SOCKET = Path("/run/dbus/system_bus_socket")
+    PIDFILE = Path("/run/dbus/pid")
 
     def __init__(self) -> None:
         self.dbus_pid: int | None = None
@@ -337,6 +338,9 @@ class LogindBus:
             if not self._answers("org.freedesktop.DBus"):
                 self.SOCKET.unlink(missing_ok=True)
                 self.SOCKET.parent.mkdir(parents=True, exist_ok=True)
+                stale = self.PIDFILE.read_text().strip() if self.PIDFILE.exists() else ""
+                if not stale.isdigit() or not Path(f"/proc/{stale}").exists():
+                    self.PIDFILE.unlink(missing_ok=True)  # dbus-daemon leaves it behind
                 out = subprocess.run(["dbus-daemon", "--system", "--fork", "--print-pid"],
                                      capture_output=True, text=True, timeout=10, check=False)
                 if out.returncode != 0:
@@ -371,6 +375,7 @@ class LogindBus:
                 time.sleep(0.05)
             self.dbus_pid = None
             self.SOCKET.unlink(missing_ok=True)
+            self.PIDFILE.unlink(missing_ok=True)
 
     def __enter__(self) -> LogindBus:
         return self.start()
