@@ -122,6 +122,7 @@ class LifecycleDaemon:
             raise DaemonError(f"cannot start: {exc}") from None
         self._config_mtime = _mtime(self.manager.config_path)
         sd.setup_logging(self._config.daemon.log_level.value, self._foreground)
+        quiet_libraries()
         self._build()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_stop_signal)
@@ -145,8 +146,8 @@ class LifecycleDaemon:
     def get_status(self) -> DaemonStatus:
         enabled = sorted(self._config.enabled_vms())
         latest = [self._latest[v] for v in enabled if v in self._latest]
-        held = {vm: s.held_reason for vm, s in self.store.all_healing_states().items()
-                if s.held_reason and vm in enabled}
+        states = self._store.all_healing_states() if self._store is not None else {}
+        held = {vm: s.held_reason for vm, s in states.items() if s.held_reason and vm in enabled}
         return DaemonStatus(
             running=self._running,
             pid=os.getpid(),
@@ -527,6 +528,19 @@ class LifecycleDaemon:
         if self._hooks is not None:
             self._hooks.shutdown(timeout=self._config.hooks.kill_grace_seconds + 1.0)
         self.monitor.close()
+
+
+NOISY_LIBRARIES = ("azure", "paramiko", "urllib3", "msal")
+
+
+def quiet_libraries() -> None:
+    """Keep the SDKs' per-request and per-connection chatter out of the journal.
+
+    At INFO the Azure SDK logs every HTTP request with its headers and paramiko every
+    connection; the daemon's own events already say what matters.
+    """
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _counts_as_failing(status: HealthStatus) -> bool:

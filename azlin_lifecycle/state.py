@@ -99,11 +99,22 @@ class StateStore:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
                                    isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self.path.chmod(0o600)
         self._inserts_since_prune = 0
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL once per database; the switch does not wait on a busy lock."""
+        for attempt in range(50):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
 
     def close(self) -> None:
         with self._lock:
