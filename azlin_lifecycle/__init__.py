@@ -1,10 +1,17 @@
 """azlin-lifecycle: health monitoring, self-healing and lifecycle hooks for Azure VMs.
 
-The spec's public names are importable from here. Heavy dependencies (the Azure SDK,
-fabric, GObject) are imported only when a component that needs them is used.
+Every public name of the spec is importable from here::
+
+    from azlin_lifecycle import LifecycleManager, HealthMonitor, SelfHealer, DaemonController
+
+Configuration names load at once; the components (and through them the Azure SDK,
+paramiko, GObject) load on first use, so the command line stays fast.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .config import (
     VALID_HOOK_TYPES,
@@ -24,24 +31,66 @@ from .errors import (
     SelfHealingError,
 )
 from .manager import LIFECYCLE_CONFIG_PATH, LifecycleManager, MonitoringStatus
+from .models import HealthFailure, HealthStatus, RestartResult, VMMetrics, VMState
+
+if TYPE_CHECKING:
+    from .controller import DaemonController, ServiceStatus
+    from .daemon import DaemonStatus, LifecycleDaemon
+    from .healing import SelfHealer
+    from .health import HealthMonitor
+    from .hooks import HookExecutor, HookResult
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "HealthMonitor": "health",
+    "SelfHealer": "healing",
+    "HookExecutor": "hooks",
+    "HookResult": "hooks",
+    "LifecycleDaemon": "daemon",
+    "DaemonStatus": "daemon",
+    "DaemonController": "controller",
+    "ServiceStatus": "controller",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'azlin_lifecycle' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "LIFECYCLE_CONFIG_PATH",
     "VALID_HOOK_TYPES",
     "VALID_RESTART_POLICIES",
     "ControllerError",
+    "DaemonController",
     "DaemonError",
+    "DaemonStatus",
     "HealthCheckError",
+    "HealthFailure",
+    "HealthMonitor",
+    "HealthStatus",
     "HookExecutionError",
+    "HookExecutor",
+    "HookResult",
     "HookType",
     "LifecycleConfig",
     "LifecycleConfigError",
+    "LifecycleDaemon",
     "LifecycleError",
     "LifecycleManager",
     "MonitoringConfig",
     "MonitoringStatus",
     "RestartPolicy",
+    "RestartResult",
+    "SelfHealer",
     "SelfHealingError",
+    "ServiceStatus",
+    "VMMetrics",
+    "VMState",
 ]
