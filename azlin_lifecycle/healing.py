@@ -183,7 +183,7 @@ class SelfHealer:
             }[action]
             operation(target, timeout)
         except AzureOperationError as exc:
-            error = str(exc)
+            error = str(exc) if not exc.code or exc.code in str(exc) else f"{exc} [{exc.code}]"
         ended = self._clock()
         success = error is None
         self.store.end_repair(repair_id, success=success, error=error,
