@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,9 +32,14 @@ class SimulatorClient(FleetFacts):
         self._ports_cache: dict[str, int] = {str(k): int(v) for k, v in info["vms"].items()}
 
     @classmethod
-    def from_dir(cls, directory: Path) -> SimulatorClient:
+    def from_dir(cls, directory: Path, wait: float = 5.0) -> SimulatorClient:
+        """The simulator running in ``directory``; waits up to ``wait`` s for one that is
+        still starting (``simulate run ... &`` followed at once by another command)."""
         directory = Path(directory)
         path = directory / INFO_FILE
+        deadline = time.monotonic() + wait
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         try:
             info = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ..config import check_vm_name
 from ..errors import SimulatorError
 from ..models import VMMetrics
 from .arm_api import ArmApi
@@ -140,17 +141,24 @@ class SimulatedFleet(FleetFacts):
     # ------------------------------------------------------------------ control
     def add_vms(self, count: int) -> list[str]:
         """Add ``count`` running VMs (named on from the last one); return their names."""
-        state, hub = self.state, self.hub
-        names: list[str] = []
         with self._add_lock:
-            first = len(state.all()) + 1
-            for number in range(first, first + count):
-                name = f"{self.name_prefix}{number:03d}"
-                port = hub.add(name, _metrics_reader(state, name))
-                vm = state.add_vm(name, port)
-                hub.apply(name, vm.ssh_effective, vm.slow_seconds)
-                names.append(name)
-        return names
+            first = len(self.state.all()) + 1
+            return [self._add(f"{self.name_prefix}{n:03d}") for n in range(first, first + count)]
+
+    def add_vm(self, name: str) -> str:
+        """Add one running VM called ``name`` (e.g. to match a configuration's names)."""
+        check_vm_name(name)
+        with self._add_lock:
+            if self.state.find(name) is not None:
+                raise SimulatorError(f"a simulated VM named {name!r} exists already")
+            return self._add(name)
+
+    def _add(self, name: str) -> str:
+        state, hub = self.state, self.hub
+        port = hub.add(name, _metrics_reader(state, name))
+        vm = state.add_vm(name, port)
+        hub.apply(name, vm.ssh_effective, vm.slow_seconds)
+        return name
 
     def power_state(self, name: str) -> str:
         return self._vm(name).power

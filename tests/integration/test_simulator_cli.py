@@ -120,6 +120,6 @@ def test_config_command_writes_a_valid_config(sim_dir: Path, tmp_path: Path) -> 
 
 def test_commands_without_a_simulator_say_how_to_start_one(tmp_path: Path) -> None:
     with pytest.raises(SimulatorError, match="simulate run --dir"):
-        SimulatorClient.from_dir(tmp_path)
+        SimulatorClient.from_dir(tmp_path, wait=0.1)
     result = CliRunner().invoke(simulate_group, ["status", "--dir", str(tmp_path)])
     assert result.exit_code != 0 and isinstance(result.exception, SimulatorError)
