@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .component import ConfiguredComponent
 from .config import HookType, LifecycleConfig
 from .errors import SelfHealingError
 from .events import Event, log_event
-from .manager import LifecycleManager
 from .models import HealthFailure, RepairAction, RestartResult, VMState, utcnow
 from .policy import Decision, FleetView, decide
 from .ports import AzureOperationError, ComputeApi, HookRunner
@@ -29,7 +29,7 @@ __all__ = ["RestartResult", "SelfHealer", "SelfHealingError"]
 log = logging.getLogger(__name__)
 
 
-class SelfHealer:
+class SelfHealer(ConfiguredComponent):
     def __init__(
         self,
         config_path: Path | None = None,
@@ -41,40 +41,10 @@ class SelfHealer:
         on_repaired: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._config_path = config_path
-        self._config = config
-        self._compute = compute
-        self._store = store
+        super().__init__(config_path, config=config, compute=compute, store=store)
         self._hooks = hooks
         self._on_repaired = on_repaired
         self._clock = clock
-
-    # ------------------------------------------------------------------ wiring
-    @property
-    def config(self) -> LifecycleConfig:
-        if self._config is None:
-            self._config = LifecycleManager(self._config_path).load()
-        return self._config
-
-    def set_config(self, config: LifecycleConfig, compute: ComputeApi | None = None) -> None:
-        """Use a new configuration (and, when its Azure settings changed, a new client)."""
-        self._config = config
-        if compute is not None:
-            self._compute = compute
-
-    @property
-    def compute(self) -> ComputeApi:
-        if self._compute is None:
-            from .wiring import build_compute
-
-            self._compute = build_compute(self.config)
-        return self._compute
-
-    @property
-    def store(self) -> StateStore:
-        if self._store is None:
-            self._store = StateStore(history_size=self.config.daemon.history_size)
-        return self._store
 
     @property
     def hooks(self) -> HookRunner:

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import models
+from .component import ConfiguredComponent
 from .config import LifecycleConfig
 from .errors import HealthCheckError
-from .manager import LifecycleManager
 from .models import (
     HealthFailure,
     HealthStatus,
@@ -48,7 +48,7 @@ __all__ = [
 SSH_STATES = (VMState.RUNNING, VMState.UNKNOWN)
 
 
-class HealthMonitor:
+class HealthMonitor(ConfiguredComponent):
     def __init__(
         self,
         config_path: Path | None = None,
@@ -59,36 +59,12 @@ class HealthMonitor:
         store: StateStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._config_path = config_path
-        self._config = config
-        self._compute = compute
+        super().__init__(config_path, config=config, compute=compute, store=store)
         self._ssh = ssh
-        self._store = store
         self._clock = clock
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
         self._vm_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-
-    # ------------------------------------------------------------------ wiring
-    @property
-    def config(self) -> LifecycleConfig:
-        if self._config is None:
-            self._config = LifecycleManager(self._config_path).load()
-        return self._config
-
-    def set_config(self, config: LifecycleConfig, compute: ComputeApi | None = None) -> None:
-        """Use a new configuration (and, when its Azure settings changed, a new client)."""
-        self._config = config
-        if compute is not None:
-            self._compute = compute
-
-    @property
-    def compute(self) -> ComputeApi:
-        if self._compute is None:
-            from .wiring import build_compute
-
-            self._compute = build_compute(self.config)
-        return self._compute
 
     @property
     def ssh(self) -> SshProber:
@@ -97,12 +73,6 @@ class HealthMonitor:
 
             self._ssh = build_ssh(self.config)
         return self._ssh
-
-    @property
-    def store(self) -> StateStore:
-        if self._store is None:
-            self._store = StateStore(history_size=self.config.daemon.history_size)
-        return self._store
 
     def target(self, vm_name: str) -> VMTarget:
         return resolve_target(self.config, vm_name)
@@ -227,8 +197,10 @@ class HealthMonitor:
         with self._lock:
             if vm in self._failures:
                 return self._failures[vm]
-        latest = self.store.latest([vm]).get(vm)
-        return latest.ssh_failures if latest else 0
+        # The newest record of this VM only (an index lookup): latest() would read
+        # the newest record of every VM, for each VM of a fresh monitor's first sweep.
+        last = self.store.history(vm, 1)
+        return last[-1].ssh_failures if last else 0
 
     def failure_count(self, vm_name: str) -> int:
         with self._vm_locks[vm_name]:
