@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench clean package
 
 setup: $(STAMP)
 	@scripts/system-deps
@@ -22,13 +22,19 @@ demo: setup
 test: lint typecheck pytest
 
 lint: setup
-	$(BIN)/ruff check azlin_lifecycle tests bench
+	$(BIN)/ruff check azlin_lifecycle tests bench packaging
 
 typecheck: setup
 	$(BIN)/mypy
 
 pytest: setup
 	$(BIN)/pytest -q
+
+# The .deb (dpkg-buildpackage + lintian), then the slow packaging tests: apt-get install,
+# the packaged unit under a real user manager, purge; wheel/sdist and a pipx install.
+package: setup
+	deb=$$(packaging/build-deb dist) && \
+	AZLIN_DEB=$$deb $(BIN)/pytest -q -m packaging tests/packaging
 
 bench: setup
 	$(BIN)/python bench/fleet.py
