@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import socket
 import threading
 import time
@@ -155,60 +156,159 @@ def host_key_name(host: str, port: int) -> str:
 
 # --------------------------------------------------------------------------- host keys
 class KnownHosts:
-    """``known_hosts`` with accept-new semantics, safe across threads and processes."""
+    """``known_hosts`` with accept-new semantics, safe across threads and processes.
+
+    Lookups use an in-memory index of the file (plain names in a dict; hashed ``|1|``
+    names checked one by one), re-read only when the file's inode, mtime or size
+    changes. First-seen keys are written in groups: a thread that finds the writer busy
+    queues its key, and the next writer records every queued key in one atomic rewrite
+    (one fsync for a whole sweep's worth of new hosts instead of one per host).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the in-memory view
+        self._write_lock = threading.Lock()  # one writer of this process at a time
         self._stamp: tuple[int, int, int] | None = None
-        self._keys: paramiko.HostKeys | None = None
+        self._loaded = False
+        self._text = ""
+        self._plain: dict[str, dict[str, paramiko.PKey]] = {}
+        self._hashed: list[tuple[str, paramiko.PKey]] = []
+        self._pending: list[tuple[str, paramiko.PKey]] = []
+        self._writing = False  # this process holds the file lock and is replacing the file
 
-    def _current(self) -> paramiko.HostKeys:
-        import paramiko
-
+    def _refresh(self) -> None:
+        """Re-read the file if it changed since it was last read (or written) here."""
         try:
             st = self.path.stat()
             stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             stamp = None
         with self._lock:
-            if self._keys is None or stamp != self._stamp:
-                keys = paramiko.HostKeys()
-                if stamp is not None:
-                    keys.load(str(self.path))
-                self._keys, self._stamp = keys, stamp
-            return self._keys
+            if self._writing or (self._loaded and stamp == self._stamp):
+                return  # (while this process writes, the in-memory view is the newer one)
+        try:
+            with self.path.open("rb") as handle:
+                st = os.fstat(handle.fileno())  # the stamp of exactly what is read
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                text = handle.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            stamp, text = None, ""
+        plain, hashed = _parse_known_hosts(text)
+        with self._lock:
+            self._text, self._plain, self._hashed = text, plain, hashed
+            self._stamp, self._loaded = stamp, True
+
+    def _lookup(self, name: str) -> dict[str, paramiko.PKey]:
+        import paramiko
+
+        with self._lock:
+            found = dict(self._plain.get(name, {}))
+            hashed = list(self._hashed)
+        for hashed_name, key in hashed:
+            if paramiko.HostKeys.hash_host(name, hashed_name) == hashed_name:
+                found.setdefault(key.get_name(), key)
+        return found
 
     def known(self, name: str) -> dict[str, paramiko.PKey]:
-        entry = self._current().lookup(name)
-        return {} if entry is None else {kt: entry[kt] for kt in entry}
+        self._refresh()
+        return self._lookup(name)
 
     def verify(self, name: str, key: paramiko.PKey) -> None:
         """Accept a matching or a first-seen key (recording it); raise HostKeyChanged."""
-        if _matches(self.known(name), key):
-            return
-        with fsio.locked(self.path):
-            import paramiko
-
-            keys = paramiko.HostKeys()
-            try:
-                text = self.path.read_text(encoding="utf-8")
-                keys.load(str(self.path))
-            except FileNotFoundError:
-                text = ""
-            entry = keys.lookup(name)
-            recorded = {} if entry is None else {kt: entry[kt] for kt in entry}
-            if _matches(recorded, key):
-                return
+        recorded = self.known(name)
+        if not _matches(recorded, key):
             if recorded:
-                raise HostKeyChanged(f"{name}: server key {key.get_name()} "
-                                     f"{key.fingerprint} is not the recorded one")
+                raise _changed(name, key)
+            with self._lock:
+                self._pending.append((name, key))
+            with self._write_lock:
+                self._flush()
+            recorded = self._lookup(name)
+        if _matches(recorded, key):
+            return
+        if recorded:
+            raise _changed(name, key)
+        raise OSError(f"the host key of {name} could not be recorded in {self.path}")
+
+    def _flush(self) -> None:
+        """Record every queued first-seen key (under the file lock); the caller holds
+        ``_write_lock``. A queued key that meets a different recorded one is dropped:
+        its ``verify`` then raises HostKeyChanged."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return  # an earlier writer recorded ours
+        with fsio.locked(self.path):
+            self._refresh()  # another process may have written meanwhile
+            added: list[str] = []
+            with self._lock:
+                text = self._text
+                for name, key in batch:
+                    if self._plain.get(name) or any(
+                            _hashed_match(name, h) for h, _ in self._hashed):
+                        continue  # recorded already (same key: fine; else: verify says so)
+                    self._plain[name] = {key.get_name(): key}
+                    added.append(f"{name} {key.get_name()} {key.get_base64()}\n")
+            if not added:
+                return
             if text and not text.endswith("\n"):
                 text += "\n"
-            text += f"{name} {key.get_name()} {key.get_base64()}\n"
-            fsio.atomic_write(self.path, text.encode("utf-8"), mode=0o600)
-        with self._lock:
-            self._stamp = None  # reload on next use
+            text += "".join(added)
+            with self._lock:
+                self._writing = True
+            try:
+                fsio.atomic_write(self.path, text.encode("utf-8"), mode=0o600)
+                st = self.path.stat()
+            except OSError:
+                with self._lock:
+                    self._loaded = False  # re-read: the additions above may not be on disk
+                raise
+            finally:
+                with self._lock:
+                    self._writing = False
+            with self._lock:
+                self._text = text
+                self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _hashed_match(name: str, hashed_name: str) -> bool:
+    import paramiko
+
+    return bool(paramiko.HostKeys.hash_host(name, hashed_name) == hashed_name)
+
+
+def _changed(name: str, key: paramiko.PKey) -> HostKeyChanged:
+    return HostKeyChanged(f"{name}: server key {key.get_name()} {key.fingerprint} "
+                          "is not the recorded one")
+
+
+def _parse_known_hosts(
+    text: str,
+) -> tuple[dict[str, dict[str, paramiko.PKey]], list[tuple[str, paramiko.PKey]]]:
+    """Plain names -> {key type: key} and (hashed name, key) pairs; the first entry of a
+    name and key type wins, unreadable lines are skipped (as paramiko's HostKeys.load)."""
+    import paramiko
+    from paramiko.hostkeys import HostKeyEntry
+
+    plain: dict[str, dict[str, paramiko.PKey]] = {}
+    hashed: list[tuple[str, paramiko.PKey]] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            entry = HostKeyEntry.from_line(line, lineno)
+        except paramiko.SSHException:
+            continue
+        if entry is None or entry.key is None:
+            continue
+        for host in entry.hostnames:
+            if host.startswith("|1|"):
+                hashed.append((host, entry.key))
+            else:
+                plain.setdefault(host, {}).setdefault(entry.key.get_name(), entry.key)
+    return plain, hashed
 
 
 def _matches(recorded: dict[str, paramiko.PKey], key: paramiko.PKey) -> bool:
@@ -347,13 +447,22 @@ class FabricSshProber:
             _drop(slot)
 
     def close(self) -> None:
+        """Drop every idle connection now, never waiting for a probe that is running:
+        that probe keeps its own deadline (the watchdog stays on for it)."""
         with self._lock:
             slots = list(self._slots.values())
             self._slots.clear()
+        busy = False
         for slot in slots:
-            with slot.lock:
-                _drop(slot)
-        self._watchdog.stop()
+            if slot.lock.acquire(blocking=False):
+                try:
+                    _drop(slot)
+                finally:
+                    slot.lock.release()
+            else:
+                busy = True
+        if not busy:
+            self._watchdog.stop()
 
     def cached_transport(self, target: VMTarget) -> paramiko.Transport | None:
         """The open connection kept for ``target`` (None when there is none)."""
@@ -414,7 +523,7 @@ class FabricSshProber:
             with self._lock:
                 self.connections_opened += 1
             phase = Phase.HANDSHAKE
-            transport = attempt.transport = paramiko.Transport(attempt.sock)
+            transport = attempt.transport = _transport_class()(attempt.sock)
             name = host_key_name(target.ssh_host, target.ssh_port)
             known = self._hosts().known(name)
             _prefer_key_types(transport, known)
@@ -500,6 +609,36 @@ class FabricSshProber:
         with self._lock:
             self._keys[str(path)] = (stamp, pkey)
         return pkey
+
+
+_TRANSPORT_CLASS: type[paramiko.Transport] | None = None
+IDLE_POLL_SECONDS = 5.0
+
+
+def _transport_class() -> type[paramiko.Transport]:
+    """paramiko's client Transport, made cheap to keep open by the hundred.
+
+    Every Transport has a thread that wakes up every ``_active_check_timeout`` (0.1 s)
+    only to see whether it was closed: 1,000 cached connections cost 10,000 wake-ups a
+    second of the GIL. Here it waits ``IDLE_POLL_SECONDS``, and ``close`` shuts the
+    socket down first, so the thread sees EOF at once instead of at its next wake-up.
+    """
+    global _TRANSPORT_CLASS
+    if _TRANSPORT_CLASS is None:
+        import paramiko
+
+        class _ClientTransport(paramiko.Transport):  # type: ignore[misc]
+            _active_check_timeout = IDLE_POLL_SECONDS
+
+            def close(self) -> None:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                super().close()
+                with contextlib.suppress(OSError):
+                    self.sock.close()
+
+        _TRANSPORT_CLASS = _ClientTransport
+    return _TRANSPORT_CLASS
 
 
 def _key(target: VMTarget) -> _TargetKey:

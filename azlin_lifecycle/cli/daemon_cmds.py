@@ -117,9 +117,10 @@ def logs(app: AppContext, lines: int, follow: bool, vm: str | None) -> None:
 @pass_app
 def run(app: AppContext) -> None:
     """Run the daemon in this process (what the service runs; Ctrl-C stops it)."""
-    from ..daemon import LifecycleDaemon
+    from ..daemon import LifecycleDaemon, exit_abandoning_workers
 
     LifecycleDaemon(app.config_path).start()
+    exit_abandoning_workers()
 
 
 @click.command()
