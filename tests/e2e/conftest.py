@@ -119,7 +119,7 @@ class Stage:
     def reset(self, vms: list[str] | None = None, *, hooks: bool = True,
               vm_settings: dict[str, Any] | None = None, **sections: dict[str, Any]) -> None:
         """Stopped daemon, healthy fleet, empty state, and a config for ``vms`` (default
-        all) with 10 s checks, a 2 s SSH timeout, threshold 1, a 5 s grace period and
+        all) with 10 s checks, a 3 s SSH timeout, threshold 1, a 5 s grace period and
         the recording hook on every event; ``sections`` override [daemon], [healing] ..."""
         self.session.systemctl("stop", UNIT, check=False)
         # The unit's start limit (5 in 300 s) counts the tests' own starts too.
@@ -132,7 +132,7 @@ class Stage:
         self.session.run_as_user(["find", str(self.state_dir), "-mindepth", "1", "-delete"],
                                  check=True)
         extra: dict[str, Any] = {
-            "daemon": {"ssh_timeout_seconds": 2.0},
+            "daemon": {"ssh_timeout_seconds": 3.0},
             "healing": {"grace_period_seconds": 5},
             "vms": {vm: {"ssh_failure_threshold": 1, **(vm_settings or {})}
                     for vm in (vms or self.vms)},
@@ -176,13 +176,21 @@ class Stage:
                 and (pid is None or int(e["_PID"]) == pid)
                 and (after is None or at(e) > at(after))]
 
+    def wait_events(self, event: str, vm: str | None = None, pid: int | None = None,
+                    after: dict[str, Any] | None = None, count: int = 1,
+                    timeout: float = 30) -> list[dict[str, Any]]:
+        """At least ``count`` matching entries, waiting up to ``timeout`` s for them."""
+        def enough() -> list[dict[str, Any]] | None:
+            found = self.events(event, vm, pid, after)
+            return found if len(found) >= count else None
+
+        return wait_for(enough, timeout, f"{count} x {event}" + (f" of {vm}" if vm else "")
+                        + " in the journal", self.tail)
+
     def wait_event(self, event: str, vm: str | None = None, pid: int | None = None,
                    after: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
         """The first matching entry, waiting up to ``timeout`` s for it."""
-        found = wait_for(lambda: self.events(event, vm, pid, after), timeout,
-                         f"{event}" + (f" of {vm}" if vm else "") + " in the journal",
-                         self.tail)
-        return found[0]
+        return self.wait_events(event, vm, pid, after, 1, timeout)[0]
 
     def tail(self, n: int = 25) -> str:
         return "\n".join(f"{e.get('EVENT', '-'):>18} {e.get('MESSAGE', '')}"

@@ -67,17 +67,17 @@ def test_whole_fleet_failing_opens_breaker_once_and_recovers(e2e: Stage) -> None
     pid = e2e.start()
     opened = e2e.wait_event("breaker_open", pid=pid, timeout=20)
     assert opened["FAILING"] == "3" and opened["RUNNING"] == "3", opened
-    held = wait_for(lambda: (lambda h: h if {e["VM_NAME"] for e in h} == set(fleet) else None)(
-        e2e.events("healing_held", pid=pid)), 10, "healing_held for every VM", e2e.tail)
+    held = [e2e.wait_event("healing_held", vm, pid, timeout=10) for vm in fleet]
     assert {e["HOLD"] for e in held} == {"breaker"}
     assert all("circuit breaker open" in e["MESSAGE"] for e in held)
-    reasons = wait_for(lambda: e2e.hook_runs("on_failure"), 10, "on_failure hooks")
+    reasons = wait_for(lambda: (lambda runs: runs if {r.vm for r in runs} == set(fleet) else None)(
+        e2e.hook_runs("on_failure")), 10, "on_failure hooks of every VM")
     assert all("circuit breaker open" in r.reason for r in reasons), reasons
     assert "healing held: circuit breaker open" in show(e2e.session, "StatusText")["StatusText"]
 
     # A second failing sweep: still open, no second alert.
-    wait_for(lambda: all(len(e2e.events("check_failed", vm, pid)) >= 2 for vm in fleet), 25,
-             "a second failing sweep", e2e.tail)
+    for vm in fleet:
+        e2e.wait_events("check_failed", vm, pid, count=2, timeout=25)
     for vm in fleet:
         e2e.sim.set_ssh_mode(vm, "up")
     closed = e2e.wait_event("breaker_closed", pid=pid, timeout=25)
@@ -129,10 +129,13 @@ def test_sigkill_during_restart_is_not_restarted_twice(e2e: Stage) -> None:
              "the restart in progress at Azure")
 
     e2e.session.systemctl("kill", "-s", "SIGKILL", UNIT)
-    now = wait_for(lambda: (lambda s: s if s["ActiveState"] == "active"
-                            and int(s["NRestarts"]) == before + 1 and int(s["MainPID"]) != pid
-                            else None)(show(e2e.session, "ActiveState", "NRestarts", "MainPID")),
-                   20, "systemd to restart the killed daemon", e2e.tail)
+
+    def restarted() -> dict[str, str] | None:
+        unit = show(e2e.session, "ActiveState", "NRestarts", "MainPID")
+        fresh = int(unit["NRestarts"]) == before + 1 and int(unit["MainPID"]) != pid
+        return unit if fresh and unit["ActiveState"] == "active" else None
+
+    now = wait_for(restarted, 20, "systemd to restart the killed daemon", e2e.tail)
     new_pid = int(now["MainPID"])
     manager_says = "\n".join(str(e.get("MESSAGE")) for e in e2e.entries())
     assert "Main process exited, code=killed, status=9/KILL" in manager_says, e2e.tail()
@@ -141,9 +144,7 @@ def test_sigkill_during_restart_is_not_restarted_twice(e2e: Stage) -> None:
     assert "interrupted by a daemon stop" in interrupted["MESSAGE"], interrupted["MESSAGE"]
     assert "counts against the budget and its grace period stands" in interrupted["MESSAGE"]
     # The new daemon checks the VM (down: its restart never finished) twice and leaves it.
-    checks = wait_for(lambda: (lambda c: c if len(c) >= 2 else None)(
-        e2e.events("check_failed", victim, new_pid)), 25, "two checks by the new daemon",
-        e2e.tail)
+    checks = e2e.wait_events("check_failed", victim, new_pid, count=2, timeout=25)
     for check in checks:
         assert check["FAILURE_COUNT"] == "0", check
         assert "grace period after a repair: not counted" in check["MESSAGE"]

@@ -40,6 +40,7 @@ CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 LOCK_PATH = Path("/run/azlin-user-session.lock")
 BUS_TIMEOUT = 30.0
 LOCK_TIMEOUT = 300.0
+_up_in_this_process = False  # a harness of this process holds LOCK_PATH
 
 
 class HarnessUnavailable(RuntimeError):
@@ -158,8 +159,10 @@ class UserSession:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
         shutil.rmtree(self._logdir, ignore_errors=True)
         if self._lock is not None:
+            global _up_in_this_process
             self._lock.close()
             self._lock = None
+            _up_in_this_process = False
 
     def __enter__(self) -> UserSession:
         return self.start()
@@ -175,11 +178,18 @@ class UserSession:
     # ------------------------------------------------------------------ steps
     def _take_lock(self) -> None:
         """One harness at a time on this machine (they share journald and /run/systemd)."""
+        global _up_in_this_process
+        if _up_in_this_process:
+            # Waiting would wait on ourselves until LOCK_TIMEOUT: fail at once instead.
+            raise HarnessUnavailable(
+                "another user-session harness is already up in this process; share it "
+                "(tests/support/shared_session.py) instead of starting a second one")
         self._lock = LOCK_PATH.open("w")
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
             try:
                 fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _up_in_this_process = True
                 return
             except BlockingIOError:
                 if time.monotonic() > deadline:
