@@ -30,7 +30,7 @@ class SimulatedFleet(FleetFacts):
                  subscription_id: str = "00000000-0000-0000-0000-0000000000aa",
                  name_prefix: str = "vm-", boot_seconds: float = 5.0,
                  operation_seconds: float = 1.0, page_size: int = 50,
-                 retry_after: int = 1) -> None:
+                 retry_after: int = 1, command_seconds: float = 0.0) -> None:
         self.workdir = Path(workdir)
         self.vm_count = vm_count
         self.resource_group = resource_group
@@ -40,6 +40,7 @@ class SimulatedFleet(FleetFacts):
         self.operation_seconds = operation_seconds
         self.page_size = page_size
         self.retry_after = retry_after
+        self.command_seconds = command_seconds  # the metrics command's run time on a VM
         self.control_token = secrets.token_urlsafe(16)
         self.az_dir = self.workdir / "bin"
         self.client_key = self.workdir / "client_key"
@@ -74,7 +75,8 @@ class SimulatedFleet(FleetFacts):
                                      operation_seconds=self.operation_seconds,
                                      on_ssh_change=self._ssh_changed)
             self._hub = SshHub(HostKeys(self.workdir / "host-key-seed"),
-                               public_blob(self.client_key), self._scheduler)
+                               public_blob(self.client_key), self._scheduler,
+                               command_seconds=self.command_seconds)
             self.add_vms(self.vm_count)
             self._hub.start()
             self._api = ArmApi(self._state, subscription_id=self.subscription_id,

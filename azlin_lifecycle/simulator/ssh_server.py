@@ -75,12 +75,14 @@ class _VmServer(paramiko.ServerInterface):  # type: ignore[misc]
 
     def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
         text = command.decode("utf-8", "replace")
+        runs = 0.0
         if text.strip() == METRICS_COMMAND:
             out, err, status = render_metrics(self.ep.metrics()), "", 0
+            runs = self.hub.command_seconds
         else:
             words = shlex.split(text, posix=True) if text.strip() else [""]
             out, err, status = "", f"bash: {words[0]}: command not found\n", 127
-        delay = self.slow if self.mode is SshMode.SLOW else 0.0
+        delay = runs + (self.slow if self.mode is SshMode.SLOW else 0.0)
         # The reply goes out from the scheduler thread, after paramiko has confirmed
         # the exec request; the channel is closed a moment later (see _reply).
         self.hub.scheduler.call_later(delay, lambda: self.hub.reply(channel, out, err, status))
@@ -88,8 +90,12 @@ class _VmServer(paramiko.ServerInterface):  # type: ignore[misc]
 
 
 class SshHub:
-    def __init__(self, host_keys: HostKeys, client_blob: bytes, scheduler: Scheduler) -> None:
+    def __init__(self, host_keys: HostKeys, client_blob: bytes, scheduler: Scheduler,
+                 command_seconds: float = 0.0) -> None:
         self.host_keys = host_keys
+        # How long the metrics command takes on the VM before it answers (a real VM runs
+        # its `sleep CPU_SAMPLE_SECONDS`); 0 answers at once.
+        self.command_seconds = command_seconds
         self.client_blob = client_blob
         self.scheduler = scheduler
         self._endpoints: dict[str, Endpoint] = {}
