@@ -157,7 +157,18 @@ def part_b(table: Table, sizes: list[int], tmp: Path) -> dict[str, Any]:
     detect_target = INTERVAL + SSH_TIMEOUT + 1
     for n in sizes:
         print(f"B: daemon with {n} VMs ...", file=sys.stderr, flush=True)
-        r = run_case(n, tmp / f"b{n}")
+        try:
+            r = run_case(n, tmp / f"b{n}")
+        except (TimeoutError, RuntimeError) as exc:
+            log = tmp / f"b{n}" / "daemon.log"
+            kept = RESULTS.parent / f"daemon-{n}.log"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            if log.exists():
+                kept.write_bytes(log.read_bytes())
+            results[str(n)] = {"error": str(exc)}
+            table.add("B", n, "daemon run", "did not finish", target="all of B",
+                      ok=False, note=f"{exc}; daemon log kept in {kept.relative_to(REPO)}")
+            continue
         results[str(n)] = r
         cold, warm = r["sweeps"][0], r["sweeps"][1:]
         warm_s = max(s["seconds"] for s in warm)
