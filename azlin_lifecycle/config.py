@@ -231,6 +231,7 @@ class DaemonSettings:
     ssh_timeout_seconds: float = 10.0
     azure_timeout_seconds: float = 20.0
     history_size: int = 1000
+    max_open_ssh_connections: int = 256
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,7 @@ SECTION_RULES: dict[str, dict[str, Rule]] = {
         "ssh_timeout_seconds": _number(1, 120),
         "azure_timeout_seconds": _number(1, 300),
         "history_size": _int(10, 100000),
+        "max_open_ssh_connections": _int(0, 100000),
     },
     "azure": {
         "subscription_id": TEXT,

@@ -17,14 +17,17 @@ STOPPING=1 on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -105,10 +108,12 @@ class LifecycleDaemon:
         self._latest: dict[str, HealthStatus] = {}
         self._last_healthy: dict[str, float] = {}
         self._batches: dict[int, _Batch] = {}
-        self._pending: dict[Future[Any], tuple[str, Any]] = {}
+        # Work in progress completes into one queue (done-callbacks), so the loop does
+        # O(1) per completion however large the fleet.
+        self._pending: set[Future[Any]] = set()
+        self._done: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
+        self._dirty = True  # the status line needs recomputing
         self._in_flight: set[str] = set()
-        self._repair_done: list[tuple[str, RestartResult | BaseException]] = []
-        self._repair_lock = threading.Lock()
         self._breaker_open = False
         self._last_sweep: dt.datetime | None = None
         self._status_text = ""
@@ -271,21 +276,35 @@ class LifecycleDaemon:
         for t in targets:
             groups.setdefault((t.subscription_id, t.resource_group), []).append(t)
         for members in groups.values():
-            future = self._azure_pool.submit(self.monitor.fetch_power_states, members)
-            self._pending[future] = ("power", (batch_id, members))
+            self._submit(self._azure_pool, "power", (batch_id, members),
+                         self.monitor.fetch_power_states, members)
+
+    def _submit(self, pool: ThreadPoolExecutor, kind: str, payload: Any,
+                fn: Callable[..., Any], *args: Any) -> None:
+        future = pool.submit(fn, *args)
+        self._pending.add(future)
+        future.add_done_callback(lambda f: self._done.put((kind, payload, f)))
 
     def _collect(self, timeout: float) -> None:
-        self._drain_repairs()
-        if not self._pending:
-            self._stop.wait(timeout)
+        """Handle everything that completed; wait up to ``timeout`` if nothing did."""
+        try:
+            items = [self._done.get(timeout=timeout)]
+        except queue.Empty:
             return
-        done, _ = wait(list(self._pending), timeout=timeout, return_when=FIRST_COMPLETED)
-        for future in done:
-            kind, payload = self._pending.pop(future)
+        while True:
+            try:
+                items.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        for kind, payload, outcome in items:
+            if kind == "repair":
+                self._on_repair(payload, outcome)
+                continue
+            self._pending.discard(outcome)
             if kind == "power":
-                self._on_power(future, *payload)
+                self._on_power(outcome, *payload)
             else:
-                self._on_check(future, *payload)
+                self._on_check(outcome, *payload)
 
     def _on_power(self, future: Future[Any], batch_id: int, members: list[VMTarget]) -> None:
         started = self._batches[batch_id].started
@@ -300,8 +319,8 @@ class LifecycleDaemon:
             powers = {t.name: (None, f"{type(exc).__name__}: {exc}") for t in members}
         for t in members:
             power, error = powers[t.name]
-            check = self._pool.submit(self.monitor.probe, t, power, error, started)
-            self._pending[check] = ("check", (batch_id, t.name))
+            self._submit(self._pool, "check", (batch_id, t.name), self.monitor.probe,
+                         t, power, error, started)
 
     def _on_check(self, future: Future[Any], batch_id: int, vm: str) -> None:
         batch = self._batches[batch_id]
@@ -323,12 +342,13 @@ class LifecycleDaemon:
         for status in results:
             self._latest[status.vm_name] = status
         self._last_sweep = dt.datetime.now(dt.UTC)
-        self._update_breaker()
+        self._dirty = True
+        fleet = self._update_breaker()
         for status in results:
             self._report(status, previous[status.vm_name])
         for status in results:
             if not status.healthy and status.vm_name not in self._in_flight:
-                self._heal(status)
+                self._heal(status, dataclasses.replace(fleet, in_flight=len(self._in_flight)))
 
     def _fleet(self) -> FleetView:
         enabled = self._config.enabled_vms()
@@ -342,9 +362,12 @@ class LifecycleDaemon:
             breaker_open=self._breaker_open,
         )
 
-    def _update_breaker(self) -> None:
+    def _update_breaker(self) -> FleetView:
+        """Open or close the circuit breaker on the fleet's latest results; the fleet view."""
         fleet = self._fleet()
         trips = breaker_trips(self._config.healing, fleet.running, fleet.failing)
+        if trips != self._breaker_open:
+            self._dirty = True
         if trips and not self._breaker_open:
             self._breaker_open = True
             log_event(log, Event.BREAKER_OPEN,
@@ -358,6 +381,7 @@ class LifecycleDaemon:
                       f"circuit breaker closed: {fleet.failing} of {fleet.running} running VMs "
                       "failing; healing resumes", failing=fleet.failing, running=fleet.running)
         self.store.set_daemon_fact("breaker_open", self._breaker_open)
+        return dataclasses.replace(fleet, breaker_open=self._breaker_open)
 
     def _report(self, status: HealthStatus, prev: HealthStatus | None) -> None:
         vm = status.vm_name
@@ -395,10 +419,9 @@ class LifecycleDaemon:
                 self._fire(HookType.ON_HEALTHY, vm, {"state": status.state.value})
                 self.store.set_held_reasons({vm: None})
 
-    def _heal(self, status: HealthStatus) -> None:
+    def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
         vm = status.vm_name
-        decision = self.healer.plan(vm, failure_of(status), self._fleet(),
-                                    self._last_healthy.get(vm))
+        decision = self.healer.plan(vm, failure_of(status), fleet, self._last_healthy.get(vm))
         if decision.action is None:
             return
         if decision.dry_run:
@@ -408,6 +431,7 @@ class LifecycleDaemon:
 
     def _start_repair(self, vm: str, action: RepairAction, reason: str) -> None:
         self._in_flight.add(vm)
+        self._dirty = True
 
         def run() -> None:
             outcome: RestartResult | BaseException
@@ -415,20 +439,17 @@ class LifecycleDaemon:
                 outcome = self.healer.repair(vm, action, reason)
             except BaseException as exc:  # recorded and logged by the loop
                 outcome = exc
-            with self._repair_lock:
-                self._repair_done.append((vm, outcome))
+            self._done.put(("repair", vm, outcome))
 
         # A plain daemon thread: a repair waits minutes on Azure and must not keep a
         # stopping daemon alive (its intent is already committed to the state store).
         threading.Thread(target=run, name=f"repair-{vm}", daemon=True).start()
 
-    def _drain_repairs(self) -> None:
-        with self._repair_lock:
-            done, self._repair_done = self._repair_done, []
-        for vm, outcome in done:
-            self._in_flight.discard(vm)
-            if isinstance(outcome, BaseException):
-                log.error("%s: repair crashed: %s", vm, outcome)
+    def _on_repair(self, vm: str, outcome: RestartResult | BaseException) -> None:
+        self._in_flight.discard(vm)
+        self._dirty = True
+        if isinstance(outcome, BaseException):
+            log.error("%s: repair crashed: %s", vm, outcome)
 
     def _fire(self, hook: HookType, vm: str, context: dict[str, object]) -> None:
         assert self._hooks is not None
@@ -436,6 +457,9 @@ class LifecycleDaemon:
 
     # ------------------------------------------------------------------ status
     def _publish_status(self, force: bool = False, ready: bool = False) -> None:
+        if not (self._dirty or force):
+            return
+        self._dirty = False
         text = self._summary()
         if text == self._status_text and not force:
             return

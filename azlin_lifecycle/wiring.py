@@ -21,7 +21,8 @@ def build_compute(config: LifecycleConfig) -> ComputeApi:
 def build_ssh(config: LifecycleConfig) -> SshProber:
     from .adapters.ssh import FabricSshProber
 
-    return FabricSshProber(connect_timeout=config.daemon.ssh_timeout_seconds)
+    return FabricSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
+                           max_open=config.daemon.max_open_ssh_connections)
 
 
 def build_hooks(config: LifecycleConfig,
