@@ -1,6 +1,6 @@
 """End to end: the real daemon as the installed, sandboxed user unit against the stand-in Azure.
 
-One user session (shared with tests/systemd), one simulator running as the test user
+One user session, one simulator running as the test user
 and one installed unit serve every test here; :meth:`Stage.reset` gives each test a
 stopped daemon, a fresh state directory, a fleet with every VM running and reachable,
 and a configuration of its own. The unit is what ``azlin lifecycle install`` writes,
@@ -58,9 +58,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.systemd)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def session() -> Iterator[UserSession]:
-    """The user session, shared with tests/systemd (one harness per pytest run)."""
+    """The user session, up while this package's tests run (it holds a machine-wide
+    lock: other runs wait for it, so it is not kept through the rest of the run)."""
     yield from shared_user_session()
 
 
@@ -209,7 +210,7 @@ class Stage:
                 if vm is None or op["vm"] == vm]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stage(session: UserSession) -> Iterator[Stage]:
     sim = SimulatorProcess(session, name="sim-e2e", vms=SIM_VMS, boot_seconds=BOOT_SECONDS,
                            operation_seconds=OPERATION_SECONDS).start()
@@ -220,8 +221,8 @@ def stage(session: UserSession) -> Iterator[Stage]:
     finally:
         session.systemctl("stop", UNIT, check=False)
         uninstall_unit(session)
-        session.run_as_user(["rm", "-f", str(session.home / "e2e-hook")])
         sim.stop()
+        session.run_as_user(["rm", "-rf", str(session.home / "e2e-hook"), str(sim.dir)])
 
 
 @pytest.fixture

@@ -26,7 +26,10 @@ def test_reload_while_checks_are_in_flight(e2e: Stage) -> None:
     restarts = show(e2e.session, "NRestarts")["NRestarts"]
 
     # Two reloads while the slow checks run: SIGHUP through systemd, then the controller.
+    # ExecReload returns once the signal is sent; the daemon's event confirms the reload
+    # (a second SIGHUP before the loop has taken the first would be served by one reload).
     e2e.session.systemctl("reload", UNIT)
+    e2e.wait_event("config_reloaded", pid=pid, timeout=5)
     _, out, _ = user_python(e2e.session, """
         from azlin_lifecycle.controller import DaemonController
         print(DaemonController().reload_daemon())

@@ -1,10 +1,10 @@
-"""One systemd user session per pytest process, shared by tests/systemd and tests/e2e.
+"""One systemd user session at a time per pytest process, for tests/systemd and tests/e2e.
 
-The harness holds a machine-wide lock while it is up, and pytest finalizes session
-fixtures only when the whole run ends: two directories each starting their own
-harness would wait on each other's lock. Each directory's ``session`` fixture does
-``yield from shared_user_session()``; the first caller brings the session up, the
-last one to finish takes it down.
+The harness holds a machine-wide lock while it is up: a second harness started in
+the same process would wait on its own lock. Each directory's ``session`` fixture
+(package-scoped, so the lock is released as soon as that directory's tests are done)
+does ``yield from shared_user_session()``; the first caller brings the session up,
+the last one to finish takes it down, and a later caller brings it up again.
 
 Under CI (CI=true) a harness that cannot come up fails the run; elsewhere the test
 skips and says why.

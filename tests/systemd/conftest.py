@@ -27,9 +27,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.systemd)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def session() -> Iterator[UserSession]:
-    """The user session, shared with tests/e2e (one harness per pytest run)."""
+    """The user session, up while this package's tests run (it holds a machine-wide
+    lock: other runs wait for it, so it is not kept through the rest of the run)."""
     yield from shared_user_session()
 
 
