@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ControllerError, LifecycleConfigError
 from .paths import UNIT_NAME
@@ -106,6 +106,14 @@ class DaemonController:
                 "`azlin lifecycle daemon start`"
             )
         since = time.time()
+        # The daemon's reload events carry the mtime of the file they read: a verdict on
+        # an older file belongs to an earlier reload, not to this one.
+        from .manager import LifecycleManager
+
+        try:
+            wanted = LifecycleManager(self.config_path).config_path.stat().st_mtime_ns
+        except OSError:
+            wanted = 0
         result = self.systemd.reload_unit(self.unit)
         if result != "done":
             raise ControllerError(f"reloading {self.unit} failed (job {result}); "
@@ -114,7 +122,9 @@ class DaemonController:
         from .events import Event
 
         verdicts = {Event.CONFIG_RELOADED.event_name, Event.CONFIG_RELOAD_FAILED.event_name}
-        entry = UnitJournal(self.unit).wait_for_event(verdicts, since, props.main_pid, timeout)
+        entry = UnitJournal(self.unit).wait_for_event(
+            verdicts, since, props.main_pid, timeout,
+            accept=lambda e: wanted == 0 or _int_field(e, "CONFIG_MTIME_NS") >= wanted)
         if entry is None:
             raise ControllerError(
                 f"{self.unit} got SIGHUP but did not confirm a reload within {timeout:g}s; "
@@ -208,3 +218,13 @@ def _since(props: UnitProperties) -> tuple[dt.datetime | None, float | None]:
         return None, None
     since = dt.datetime.fromtimestamp(props.active_enter_usec / 1_000_000, dt.UTC)
     return since, max(0.0, time.time() - props.active_enter_usec / 1_000_000)
+
+
+def _int_field(entry: Mapping[str, Any], name: str) -> int:
+    value = entry.get(name)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    try:
+        return int(str(value))
+    except ValueError:
+        return -1

@@ -102,7 +102,7 @@ class LifecycleDaemon:
         self._running = False
         self._started_at = time.time()
         self._config = LifecycleConfig()
-        self._config_mtime: float | None = None
+        self._config_mtime: int | None = None  # ns; reload events carry it
         self._config_error: str | None = None
         self._scheduler = Scheduler()
         self._latest: dict[str, HealthStatus] = {}
@@ -206,6 +206,9 @@ class LifecycleDaemon:
                       "interrupted by a daemon stop; it counts against the budget and its "
                       "grace period stands", vm=rec.vm, level=logging.WARNING,
                       action=rec.action, error=rec.error)
+            self._fire(HookType.ON_RESTART, rec.vm, {
+                "restart_result": "failure", "action": rec.action.value,
+                "error": "interrupted: the daemon stopped before the repair finished"})
         self._seed_from_history()
         self._sync_schedule()
         self.store.set_daemon_fact("started_at", self._started_at)
@@ -516,7 +519,8 @@ class LifecycleDaemon:
             self._config_error = str(exc)
             log_event(log, Event.CONFIG_RELOAD_FAILED,
                       f"configuration not reloaded, the previous one stays in force: {exc}",
-                      level=logging.ERROR, reason=str(exc))
+                      level=logging.ERROR, reason=str(exc),
+                      config_mtime_ns=self._config_mtime)
         else:
             compute = None
             if new.azure != self._config.azure and self._compute is None:
@@ -531,7 +535,8 @@ class LifecycleDaemon:
             logging.getLogger().setLevel(new.daemon.log_level.value)
             vms = len(new.enabled_vms())
             log_event(log, Event.CONFIG_RELOADED,
-                      f"configuration reloaded: monitoring {vms} VMs", monitored=vms)
+                      f"configuration reloaded: monitoring {vms} VMs", monitored=vms,
+                      config_mtime_ns=self._config_mtime)
         self._publish_status(force=True, ready=True)
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -586,8 +591,8 @@ def _counts_as_failing(status: HealthStatus) -> bool:
     return status.ssh_checked and not status.healthy and status.ssh_failures > 0
 
 
-def _mtime(path: Path) -> float | None:
+def _mtime(path: Path) -> int | None:
     try:
-        return path.stat().st_mtime_ns / 1e9
+        return path.stat().st_mtime_ns
     except OSError:
         return None

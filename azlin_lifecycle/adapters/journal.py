@@ -63,16 +63,19 @@ class UnitJournal:
         with self._open() as reader:
             return _last(reader, lines)
 
-    def wait_for_event(self, events: set[str], since: float, pid: int,
-                       timeout: float) -> dict[str, Any] | None:
+    def wait_for_event(self, events: set[str], since: float, pid: int, timeout: float,
+                       accept: Callable[[Mapping[str, Any]], bool] = lambda entry: True,
+                       ) -> dict[str, Any] | None:
         """The first entry of process ``pid`` with EVENT in ``events`` logged at or after
-        ``since`` (seconds since the epoch), waiting up to ``timeout`` s; None if none."""
+        ``since`` (seconds since the epoch) that ``accept`` takes, waiting up to
+        ``timeout`` s; None if none."""
         deadline = time.monotonic() + timeout
         with self._open() as reader:
             reader.seek_realtime(since)
             while True:
                 for entry in iter(reader.get_next, {}):
-                    if entry.get("EVENT") in events and entry.get("_PID") == pid:
+                    if (entry.get("EVENT") in events and entry.get("_PID") == pid
+                            and accept(entry)):
                         return dict(entry)
                 left = deadline - time.monotonic()
                 if left <= 0:

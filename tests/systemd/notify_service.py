@@ -50,11 +50,16 @@ def main() -> int:
         if hup.is_set():
             hup.clear()
             sd.reloading()
+            # Like the daemon: say which version of the config file was read.
+            config = Path(os.environ["HOME"]) / ".azlin" / "lifecycle-config.toml"
+            mtime = config.stat().st_mtime_ns if config.exists() else None
             if (Path(os.environ["HOME"]) / ".azlin" / "reject-reload").exists():
                 log_event(log, Event.CONFIG_RELOAD_FAILED, "test service: bad config",
-                          level=logging.ERROR, reason="reject-reload exists")
+                          level=logging.ERROR, reason="reject-reload exists",
+                          config_mtime_ns=mtime)
             else:
-                log_event(log, Event.CONFIG_RELOADED, "test service reloaded")
+                log_event(log, Event.CONFIG_RELOADED, "test service reloaded",
+                          config_mtime_ns=mtime)
             sd.ready("test service: reloaded")
         sd.watchdog()
     sd.stopping()

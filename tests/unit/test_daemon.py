@@ -169,3 +169,38 @@ def test_stop_power_change_fires_on_stop_and_no_failure(tmp_path: Path) -> None:
     (vm, ctx), = h.hooks.of("on_stop")
     assert vm == "vm1" and ctx["state"] == "deallocated" and ctx["previous_state"] == "running"
     assert h.hooks.of("on_failure") == []
+
+
+def test_a_repair_interrupted_by_a_crash_fires_on_restart_and_is_not_repeated(
+        tmp_path: Path) -> None:
+    from azlin_lifecycle.models import RepairAction
+
+    h = Harness(tmp_path)
+    h.store.begin_repair("vm2", RepairAction.RESTART, dry_run=False,
+                         grace_until=time.time() + 300)  # as a SIGKILLed daemon left it
+    h.ssh.down["vm2"] = "connection refused"
+    with h:
+        wait_for(lambda: bool(h.hooks.of("on_restart")))
+        wait_for(h.checked(3))
+    (vm, ctx), = h.hooks.of("on_restart")
+    assert vm == "vm2" and ctx["restart_result"] == "failure"
+    assert "interrupted" in str(ctx["error"])
+    assert [r.outcome for r in h.store.repairs("vm2")] == ["interrupted"]
+    assert not [c for c in h.compute.calls if c[0] == "restart"]  # its grace period stands
+
+
+def test_reload_events_name_the_file_version_they_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    h = Harness(tmp_path)
+    seen: list[str] = []
+
+    def reloaded() -> bool:
+        seen.append(capsys.readouterr().err)
+        return "config_reloaded" in "".join(seen)
+
+    with h:
+        wait_for(h.checked(3))
+        h.daemon.reload_config()
+        wait_for(reloaded)
+    line = next(x for x in "".join(seen).splitlines() if "config_reloaded" in x)
+    assert f"config_mtime_ns={h.path.stat().st_mtime_ns}" in line
