@@ -195,6 +195,7 @@ class LifecycleDaemon:
 
     def _after_repair(self, vm: str) -> None:
         self.monitor.reset_failures(vm)
+        self.monitor.forget_power_states()
         with contextlib.suppress(LifecycleConfigError):
             self.monitor.ssh.forget(resolve_target(self._config, vm))
 
@@ -560,7 +561,7 @@ class LifecycleDaemon:
         self.monitor.close()
 
 
-NOISY_LIBRARIES = ("azure", "paramiko", "urllib3", "msal")
+NOISY_LIBRARIES = ("azure", "urllib3", "msal")
 
 
 def quiet_libraries() -> None:
@@ -571,6 +572,9 @@ def quiet_libraries() -> None:
     """
     for name in NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # paramiko logs every connection reset (a VM rebooting) at ERROR from its own thread;
+    # the SSH adapter turns every failure into a check's reason, so its logs add nothing.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 def exit_abandoning_workers(code: int = 0) -> None:

@@ -2,6 +2,8 @@
 
 ``console`` blocks hold commands (``$ ...``). Each block is claimed below by the test that
 runs it; a new block that no test claims fails ``test_every_console_block_is_run``.
+The ``sh`` blocks of the install section (.deb, pipx) are what ``make package`` runs in
+tests/packaging; the hook script example is run here, by ``hook test``.
 The only change made to a block before running it: ``/tmp/azlin-sim`` becomes a private
 temporary directory, so parallel runs cannot collide.
 """
@@ -94,7 +96,7 @@ def test_using_block(tmp_path: Path) -> None:
     """The 'Using it' commands, with web-1 a simulated VM in resource group my-rg."""
     home = tmp_path
     env = base_env(home)
-    hook_body = blocks("sh")[0]
+    hook_body = next(b for b in blocks("sh") if "page-me" in b)
     (home / "bin").mkdir()
     hook = home / "bin" / "page-me"
     hook.write_text(hook_body)

@@ -9,100 +9,36 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests.support.real_unit import (
+    UNIT,
+    SimulatorProcess,
+    dropin,
+    journal,
+    show,
+    uninstall_unit,
+    user_python,
+)
 from tests.support.user_session import UserSession
 
-from .conftest import PYTHON, uninstall_unit, user_python
-
-UNIT = "azlin-lifecycle.service"
 SIM_VMS = 2
-
-
-class Fleet:
-    def __init__(self, session: UserSession) -> None:
-        self.session = session
-        self.dir = session.home / "sim"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.info: dict[str, object] = {}
-
-    def start(self) -> Fleet:
-        self.session.run_as_user(["rm", "-rf", str(self.dir)], check=True)
-        self.proc = subprocess.Popen(
-            self.session.user_argv([PYTHON, "-m", "azlin_lifecycle.simulator", "--vms",
-                                    str(SIM_VMS), "--dir", str(self.dir)]),
-            env=self.session.env, cwd=str(self.session.home), stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
-        info = self.dir / "simulator.json"
-        deadline = time.monotonic() + 30
-        while not info.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                self.stop()
-                raise AssertionError(f"simulator did not start: {err[-800:]}")
-            time.sleep(0.05)
-        self.info = json.loads(info.read_text())
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-
-def write_fleet_config(session: UserSession, **extra: object) -> None:
-    user_python(session, f"""
-        import json, pathlib
-        from azlin_lifecycle.simulator.configfile import write_config
-        info = json.loads(pathlib.Path("sim/simulator.json").read_text())
-        path = pathlib.Path(".azlin/lifecycle-config.toml")
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        write_config(path, subscription_id=info["subscription_id"],
-                     resource_group=info["resource_group"], arm_endpoint=info["arm_endpoint"],
-                     ca_path=pathlib.Path(info["ca_path"]),
-                     client_key=pathlib.Path(info["client_key"]), ports=info["vms"],
-                     **{extra!r})
-    """)
-
-
-def dropin(session: UserSession, text: str) -> None:
-    directory = session.home / ".config/systemd/user/azlin-lifecycle.service.d"
-    session.run_as_user(["mkdir", "-p", str(directory)], check=True)
-    session.run_as_user(["sh", "-c", f"cat > {directory}/test.conf"], input=text, check=True)
-    session.systemctl("daemon-reload")
-
-
-def show(session: UserSession, *props: str) -> dict[str, str]:
-    out = session.systemctl("show", UNIT, *(f"--property={p}" for p in props)).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def journal(session: UserSession, *matches: str) -> list[dict[str, str]]:
-    out = session.run_as_user(["journalctl", "--user", "-u", "azlin-lifecycle", "-o", "json",
-                               "--no-pager", *matches], check=True).stdout
-    return [json.loads(line) for line in out.splitlines()]
 
 
 @pytest.fixture(scope="module")
 def fleet_unit(session: UserSession) -> Iterator[UserSession]:
     """The simulator running, its config written, the real unit installed (not started)."""
-    fleet = Fleet(session).start()
+    fleet = SimulatorProcess(session, vms=SIM_VMS).start()
     try:
-        write_fleet_config(session)
+        fleet.write_config(session.home / ".azlin" / "lifecycle-config.toml")
         user_python(session, """
             from azlin_lifecycle.install import install
             install()
         """)
-        dropin(session, f"[Service]\nEnvironment=PATH={fleet.dir / 'bin'}:/usr/bin:/bin\n")
+        dropin(session, f"[Service]\nEnvironment=PATH={fleet.bin_dir}:/usr/bin:/bin\n")
         yield session
     finally:
         session.systemctl("stop", UNIT, check=False)

@@ -117,3 +117,20 @@ def test_concurrent_checks_of_one_vm_keep_the_counter_right(tmp_path: Path) -> N
         counts = sorted(pool.map(lambda _: check(), range(20)))
     assert counts == list(range(1, 21))
     assert m.failure_count("vm1") == 20
+
+
+def test_small_batches_share_one_listing_of_their_group(tmp_path: Path) -> None:
+    compute = FakeCompute({v: VMState.RUNNING for v in VMS})
+    m = monitor(tmp_path, compute, FakeSsh())
+    for vm in VMS:  # three batches of one VM each, as when VMs come due one by one
+        m.fetch_power_states([m.target(vm)])
+    assert compute.list_calls == 1
+    # A VM the cached listing does not know may be new: list the group again.
+    config = m.config.with_vm("vm4", m.config.vms["vm1"])
+    m.set_config(config)
+    compute.states["vm4"] = VMState.STOPPED
+    assert m.fetch_power_states([m.target("vm4")])["vm4"][0].state is VMState.STOPPED  # type: ignore[union-attr]
+    assert compute.list_calls == 2
+    m.forget_power_states()
+    m.fetch_power_states([m.target("vm1")])
+    assert compute.list_calls == 3
