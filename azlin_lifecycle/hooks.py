@@ -27,6 +27,7 @@ from . import paths
 from .adapters import process, webhook
 from .config import HookSettings, HookType
 from .errors import HookExecutionError
+from .events import Event, log_event
 
 __all__ = [
     "DEFAULT_MAX_BACKLOG",
@@ -380,12 +381,21 @@ class HookExecutor:
 
     @staticmethod
     def _finish(result: HookResult) -> HookResult:
+        fields: dict[str, Any] = {
+            "hook": result.hook_type.value, "hook_target": _redact(result.target or ""),
+            "success": result.success, "exit_code": result.exit_code,
+            "timed_out": result.timed_out, "duration_seconds": round(result.duration_seconds, 3),
+        }
         if result.success:
-            log.info("hook %s for %s: %s succeeded in %.2fs", result.hook_type.value,
-                     result.vm_name, _redact(result.target or ""), result.duration_seconds)
+            log_event(log, Event.HOOK_RESULT,
+                      f"hook {result.hook_type.value} for {result.vm_name}: "
+                      f"{_redact(result.target or '')} succeeded in "
+                      f"{result.duration_seconds:.2f}s", vm=result.vm_name, **fields)
         else:
-            log.warning("hook %s for %s failed in %.2fs: %s", result.hook_type.value,
-                        result.vm_name, result.duration_seconds, result.error)
+            log_event(log, Event.HOOK_RESULT,
+                      f"hook {result.hook_type.value} for {result.vm_name} failed in "
+                      f"{result.duration_seconds:.2f}s: {result.error}", vm=result.vm_name,
+                      level=logging.WARNING, error=result.error, **fields)
         return result
 
 
