@@ -1,0 +1,26 @@
+"""The shipped benchmarks still run and print their tables (their figures are in the README;
+this checks the scripts work, not the figures)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cli_startup_benchmark_prints_its_table() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "cli_startup.py"), "-n", "1"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "median ms" in out and "config validate" in out
+
+
+def test_fleet_benchmark_quick_run_prints_its_table(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "fleet.py"), "--quick"],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for row in ("cold sweep wall", "sequential baseline wall", "speedup vs baseline (warm)",
+                "daemon idle RSS", "detection (hung -> on_failure)"):
+        assert row in out, row
