@@ -16,10 +16,10 @@ from tests.support.real_unit import (
     uninstall_unit,
     user_python,
 )
+from tests.support.shared import require_shared
 from tests.support.user_session import UserSession
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = Path("/work/shared/spec/lifecycle-spec.md")
 
 
 def readme_block(first: str) -> list[str]:
@@ -54,7 +54,7 @@ def test_readme_install_block_as_a_user(clean: UserSession) -> None:
 
 
 def spec_complete_example() -> str:
-    text = SPEC.read_text()
+    text = require_shared("spec/lifecycle-spec.md").read_text()
     start = text.index("## Complete Example")
     return re.search(r"```python\n(.*?)```", text[start:], flags=re.S).group(1)  # type: ignore[union-attr]
 
@@ -64,8 +64,7 @@ def test_spec_complete_example_runs_against_the_stand_in(session: UserSession,
     """The spec's example, changed only where a simulated VM must differ from a real one:
     the package name, the VM's name (vm-001), and its SSH address on 127.0.0.1 (a real
     VM's name would be resolved by DNS)."""
-    if not SPEC.exists():
-        pytest.skip(f"{SPEC} is not here")
+    spec_complete_example()  # the spec must be there (under CI: fail, never skip)
     sim = SimulatorProcess(session, name="spec-sim", vms=1, boot_seconds=1.0).start()
     try:
         config = session.home / ".azlin" / "lifecycle-config.toml"

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +23,7 @@ from azlin_lifecycle.adapters.azure import (
     view_of,
 )
 from azlin_lifecycle.models import PowerInfo, VMState
-
-EXAMPLES = Path("/work/shared/azure-examples")
+from tests.support.shared import require_shared
 
 # Every example that carries an instance view, and what it must map to.
 EXPECTED = {
@@ -50,10 +48,9 @@ def _views_in(body: Any) -> list[PowerInfo]:
     return []
 
 
-@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="the shared Azure examples are not present")
 def test_every_example_with_an_instance_view_parses() -> None:
     found: dict[str, list[PowerInfo]] = {}
-    for path in sorted(EXAMPLES.glob("*.json")):
+    for path in sorted(require_shared("azure-examples").glob("*.json")):
         doc = json.loads(path.read_text())
         for response in doc.get("responses", {}).values():
             infos = _views_in(response.get("body"))
@@ -64,9 +61,9 @@ def test_every_example_with_an_instance_view_parses() -> None:
         assert infos == [EXPECTED[name]], name
 
 
-@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="the shared Azure examples are not present")
 def test_list_example_without_instance_view_maps_to_unknown() -> None:
-    doc = json.loads((EXAMPLES / "VirtualMachine_List_MinimumSet_Gen.json").read_text())
+    doc = json.loads((require_shared("azure-examples") / "VirtualMachine_List_MinimumSet_Gen.json")
+                     .read_text())
     body = doc["responses"]["200"]["body"]
     vms = _deserialize(list[models.VirtualMachine], body["value"])
     assert vms and all(view_of(vm) is None for vm in vms)
