@@ -126,10 +126,8 @@ def retry_after_seconds(headers: Mapping[str, str], now: dt.datetime | None = No
     value = lowered.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    with contextlib.suppress(ValueError):
+        return max(float(value), 0.0)  # seconds; else an HTTP date
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ from ..errors import SimulatorError
 from . import configfile
 
 
-class FleetFacts:
+class FleetFacts(ABC):
+    """What a running fleet offers, in-process (SimulatedFleet) or remote (SimulatorClient)."""
+
     arm_endpoint: str
     ca_path: Path
     az_dir: Path
@@ -18,8 +21,9 @@ class FleetFacts:
     subscription_id: str
     resource_group: str
 
+    @abstractmethod
     def _ports(self) -> dict[str, int]:
-        raise NotImplementedError
+        """VM name -> SSH port on 127.0.0.1."""
 
     @property
     def vm_names(self) -> list[str]:
