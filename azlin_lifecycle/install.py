@@ -75,9 +75,30 @@ def render_unit(exec_start: str | None = None, template: str | None = None) -> s
     env = [f"{name}={os.environ[name]}" for name in ("AZLIN_CONFIG_DIR", "XDG_STATE_HOME")
            if os.environ.get(name)]
     env_line = ("Environment=" + " ".join(_systemd_word(e) for e in env)) if env else ""
-    return (text.replace("@EXEC_START@", exec_start or default_exec_start())
+    command = exec_start or default_exec_start()
+    text = (text.replace("@EXEC_START@", command)
             .replace("@READ_WRITE_PATHS@", rw)
             .replace("@ENVIRONMENT@", env_line))
+    if lives_in_tmp([*command.split(), sys.prefix, str(Path(__file__).parent),
+                     *map(str, writable_dirs())]):
+        text = text.replace(
+            "PrivateTmp=yes",
+            "# This installation (or its config/state) lives under /tmp or /var/tmp,\n"
+            "# which a private /tmp would hide from the service.\nPrivateTmp=no")
+    return text
+
+
+def lives_in_tmp(paths: list[str]) -> bool:
+    """True if any of ``paths`` is under /tmp or /var/tmp (what PrivateTmp= replaces)."""
+    roots = (Path("/tmp"), Path("/var/tmp"))
+    for word in paths:
+        if not word.startswith("/"):
+            continue
+        path = Path(word)
+        for candidate in {path, path.resolve()}:
+            if any(candidate == r or r in candidate.parents for r in roots):
+                return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,20 @@ def test_format_entry_looks_like_journalctl_short() -> None:
                          "SYSLOG_IDENTIFIER": "azlin-lifecycle", "_PID": 42, "MESSAGE": "hi"})
     assert line == f"{when.astimezone():%b %d %H:%M:%S} box azlin-lifecycle[42]: hi"
     assert format_entry({"_COMM": "systemd", "MESSAGE": b"\xffx"}).endswith("systemd: \ufffdx")
+
+
+def test_an_installation_under_tmp_gets_a_shared_tmp(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    """PrivateTmp=yes would hide an installation (or its config) that lives under /tmp."""
+    from azlin_lifecycle.install import lives_in_tmp, render_unit
+
+    assert lives_in_tmp(["/tmp/x/.venv/bin/python"]) and lives_in_tmp(["/var/tmp"])
+    assert not lives_in_tmp(["/usr/bin/python3", "-m", "azlin_lifecycle", "/home/u/.azlin"])
+    monkeypatch.setenv("AZLIN_CONFIG_DIR", "/home/someone/.azlin")
+    monkeypatch.setenv("XDG_STATE_HOME", "/home/someone/.local/state")
+    monkeypatch.setattr(sys, "prefix", "/opt/venv")
+    if lives_in_tmp([str(Path(__import__("azlin_lifecycle").__file__).parent)]):
+        pytest.skip("this checkout itself lives under /tmp")
+    assert "\nPrivateTmp=yes" in render_unit("/usr/bin/azlin-lifecycle daemon run")
+    shared = render_unit("/tmp/ci/.venv/bin/python -m azlin_lifecycle daemon run")
+    assert "\nPrivateTmp=no" in shared and "\nPrivateTmp=yes" not in shared
