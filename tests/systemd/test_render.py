@@ -78,8 +78,7 @@ def test_an_installation_under_tmp_gets_a_shared_tmp(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AZLIN_CONFIG_DIR", "/home/someone/.azlin")
     monkeypatch.setenv("XDG_STATE_HOME", "/home/someone/.local/state")
     monkeypatch.setattr(sys, "prefix", "/opt/venv")
-    if lives_in_tmp([str(Path(__import__("azlin_lifecycle").__file__).parent)]):
-        pytest.skip("this checkout itself lives under /tmp")
+    monkeypatch.setattr(install, "__file__", "/opt/venv/lib/azlin_lifecycle/install.py")
     assert "\nPrivateTmp=yes" in render_unit("/usr/bin/azlin-lifecycle daemon run")
     shared = render_unit("/tmp/ci/.venv/bin/python -m azlin_lifecycle daemon run")
     assert "\nPrivateTmp=no" in shared and "\nPrivateTmp=yes" not in shared
