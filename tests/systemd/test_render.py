@@ -77,8 +77,9 @@ def test_an_installation_under_tmp_gets_a_shared_tmp(monkeypatch: pytest.MonkeyP
     assert not lives_in_tmp(["/usr/bin/python3", "-m", "azlin_lifecycle", "/home/u/.azlin"])
     monkeypatch.setenv("AZLIN_CONFIG_DIR", "/home/someone/.azlin")
     monkeypatch.setenv("XDG_STATE_HOME", "/home/someone/.local/state")
+    template = install.template_text()
     monkeypatch.setattr(sys, "prefix", "/opt/venv")
     monkeypatch.setattr(install, "__file__", "/opt/venv/lib/azlin_lifecycle/install.py")
-    assert "\nPrivateTmp=yes" in render_unit("/usr/bin/azlin-lifecycle daemon run")
-    shared = render_unit("/tmp/ci/.venv/bin/python -m azlin_lifecycle daemon run")
+    assert "\nPrivateTmp=yes" in render_unit("/usr/bin/azlin-lifecycle daemon run", template)
+    shared = render_unit("/tmp/ci/.venv/bin/python -m azlin_lifecycle daemon run", template)
     assert "\nPrivateTmp=no" in shared and "\nPrivateTmp=yes" not in shared
