@@ -214,6 +214,7 @@ class LifecycleDaemon:
         self._sync_schedule()
         self.store.set_daemon_fact("started_at", self._started_at)
         self.store.set_daemon_fact("pid", os.getpid())
+        self.store.set_daemon_fact("breaker_open", False)  # a new daemon starts closed
         vms = len(self._config.enabled_vms())
         log_event(log, Event.DAEMON_STARTED,
                   f"azlin-lifecycle started: monitoring {vms} VMs", monitored=vms)
@@ -226,12 +227,12 @@ class LifecycleDaemon:
             if ping_every is not None and now - last_ping >= ping_every:
                 sd.watchdog()
                 last_ping = now
-            if self._reload.is_set() or (now - last_config_poll >= CONFIG_POLL_SECONDS
-                                         and self._config_changed()):
+            poll_due = now - last_config_poll >= CONFIG_POLL_SECONDS
+            if poll_due:
+                last_config_poll = now
+            if self._reload.is_set() or (poll_due and self._config_changed()):
                 self._reload.clear()
                 self._apply_reload()
-            if now - last_config_poll >= CONFIG_POLL_SECONDS:
-                last_config_poll = now
             self._dispatch(now)
             self._collect(self._wait_budget(now, ping_every))
             self._publish_status()
@@ -372,6 +373,7 @@ class LifecycleDaemon:
         trips = breaker_trips(self._config.healing, fleet.running, fleet.failing)
         if trips != self._breaker_open:
             self._dirty = True
+            self.store.set_daemon_fact("breaker_open", trips)
         if trips and not self._breaker_open:
             self._breaker_open = True
             log_event(log, Event.BREAKER_OPEN,
@@ -384,7 +386,6 @@ class LifecycleDaemon:
             log_event(log, Event.BREAKER_CLOSED,
                       f"circuit breaker closed: {fleet.failing} of {fleet.running} running VMs "
                       "failing; healing resumes", failing=fleet.failing, running=fleet.running)
-        self.store.set_daemon_fact("breaker_open", self._breaker_open)
         return dataclasses.replace(fleet, breaker_open=self._breaker_open)
 
     def _report(self, status: HealthStatus, prev: HealthStatus | None) -> None:
