@@ -93,8 +93,10 @@ class SelfHealer(ConfiguredComponent):
                        fleet: FleetView | None = None) -> RestartResult | None:
         """Decide, fire ``on_failure``, and repair (or say why not). Blocks while repairing."""
         decision = self.plan(vm_name, failure, fleet)
-        if decision.action is None or decision.dry_run:
-            return None if decision.action is None else self.record_dry_run(vm_name, decision)
+        if decision.action is None:
+            return None
+        if decision.dry_run:
+            return self.record_dry_run(vm_name, decision)
         return self.repair(vm_name, decision.action, reason=decision.reason)
 
     def plan(self, vm_name: str, failure: HealthFailure, fleet: FleetView | None = None,
