@@ -13,6 +13,7 @@ import pytest
 
 from azlin_lifecycle.config import HookSettings
 from azlin_lifecycle.hooks import HookExecutor
+from tests.support.processes import alive
 
 
 def script(tmp_path: Path, name: str, body: str) -> Path:
@@ -29,14 +30,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
             return
         time.sleep(0.01)
     raise AssertionError("condition not reached")
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 def hook_threads() -> int:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from azlin_lifecycle.adapters.process import run
+from tests.support.processes import alive
 
 
 def script(tmp_path: Path, name: str, body: str) -> Path:
@@ -17,15 +18,6 @@ def script(tmp_path: Path, name: str, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(0o755)
     return path
-
-
-def alive(pid: int) -> bool:
-    """Running, stopped or sleeping; a zombie nobody reaped yet does not count."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 def pids(path: Path) -> list[int]:
