@@ -118,6 +118,8 @@ class LifecycleDaemon:
         self._last_sweep: dt.datetime | None = None
         self._status_text = ""
         self._batch_ids = 0
+        # Held by the loop while it changes what get_status() reports (other threads read it).
+        self._view_lock = threading.Lock()
 
     # ================================================================== public API
     def start(self) -> None:
@@ -150,6 +152,10 @@ class LifecycleDaemon:
         self._reload.set()
 
     def get_status(self) -> DaemonStatus:
+        with self._view_lock:
+            return self._status_snapshot()
+
+    def _status_snapshot(self) -> DaemonStatus:
         enabled = sorted(self._config.enabled_vms())
         latest = [self._latest[v] for v in enabled if v in self._latest]
         states = self._store.all_healing_states() if self._store is not None else {}
@@ -210,15 +216,16 @@ class LifecycleDaemon:
             self._fire(HookType.ON_RESTART, rec.vm, {
                 "restart_result": "failure", "action": rec.action.value,
                 "error": "interrupted: the daemon stopped before the repair finished"})
-        self._seed_from_history()
-        self._sync_schedule()
-        self.store.set_daemon_fact("started_at", self._started_at)
-        self.store.set_daemon_fact("pid", os.getpid())
-        self.store.set_daemon_fact("breaker_open", False)  # a new daemon starts closed
-        vms = len(self._config.enabled_vms())
-        log_event(log, Event.DAEMON_STARTED,
-                  f"azlin-lifecycle started: monitoring {vms} VMs", monitored=vms)
-        self._publish_status(force=True, ready=True)
+        with self._view_lock:
+            self._seed_from_history()
+            self._sync_schedule()
+            self.store.set_daemon_fact("started_at", self._started_at)
+            self.store.set_daemon_fact("pid", os.getpid())
+            self.store.set_daemon_fact("breaker_open", False)  # a new daemon starts closed
+            vms = len(self._config.enabled_vms())
+            log_event(log, Event.DAEMON_STARTED,
+                      f"azlin-lifecycle started: monitoring {vms} VMs", monitored=vms)
+            self._publish_status(force=True, ready=True)
         ping_every = sd.watchdog_interval()
         last_ping = 0.0
         last_config_poll = time.monotonic()
@@ -230,12 +237,15 @@ class LifecycleDaemon:
             poll_due = now - last_config_poll >= CONFIG_POLL_SECONDS
             if poll_due:
                 last_config_poll = now
-            if self._reload.is_set() or (poll_due and self._config_changed()):
-                self._reload.clear()
-                self._apply_reload()
-            self._dispatch(now)
-            self._collect(self._wait_budget(now, ping_every))
-            self._publish_status()
+            with self._view_lock:
+                if self._reload.is_set() or (poll_due and self._config_changed()):
+                    self._reload.clear()
+                    self._apply_reload()
+                self._dispatch(now)
+            completed = self._wait_for_completions(self._wait_budget(now, ping_every))
+            with self._view_lock:  # get_status() sees a batch and its status line together
+                self._handle(completed)
+                self._publish_status()
 
     def _wait_budget(self, now: float, ping_every: float | None) -> float:
         until_next = self._scheduler.seconds_until_next(now)
@@ -290,17 +300,19 @@ class LifecycleDaemon:
         self._pending.add(future)
         future.add_done_callback(lambda f: self._done.put((kind, payload, f)))
 
-    def _collect(self, timeout: float) -> None:
-        """Handle everything that completed; wait up to ``timeout`` if nothing did."""
+    def _wait_for_completions(self, timeout: float) -> list[tuple[str, Any, Any]]:
+        """Everything that completed; waits up to ``timeout`` if nothing has."""
         try:
             items = [self._done.get(timeout=timeout)]
         except queue.Empty:
-            return
+            return []
         while True:
             try:
                 items.append(self._done.get_nowait())
             except queue.Empty:
-                break
+                return items
+
+    def _handle(self, items: list[tuple[str, Any, Any]]) -> None:
         for kind, payload, outcome in items:
             if kind == "repair":
                 self._on_repair(payload, outcome)
