@@ -227,7 +227,7 @@ def _check_hooks(raw: Any, source: str, table: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class DaemonSettings:
     log_level: LogLevel = LogLevel.INFO
-    max_workers: int = 32
+    max_workers: int = 64
     ssh_timeout_seconds: float = 10.0
     azure_timeout_seconds: float = 20.0
     history_size: int = 1000

@@ -47,7 +47,7 @@ from .ports import ComputeApi, HookRunner, SshProber
 from .scheduler import Scheduler
 from .state import StateStore
 from .targets import resolve_target
-from .wiring import build_compute, build_hooks
+from .wiring import build_compute, build_hooks, load_adapter_libraries
 
 __all__ = ["DaemonError", "DaemonStatus", "LifecycleDaemon"]
 
@@ -186,6 +186,8 @@ class LifecycleDaemon:
         store = self.store
         if self._hooks is None:
             self._hooks = build_hooks(self._config, self._hooks_of)
+        if self._compute is None or self._ssh is None:
+            load_adapter_libraries()
         compute = self._compute or build_compute(self._config)
         self.monitor = HealthMonitor(config=self._config, compute=compute, ssh=self._ssh,
                                      store=store)

@@ -12,6 +12,15 @@ from .config import LifecycleConfig
 from .ports import ComputeApi, HookRunner, SshProber
 
 
+def load_adapter_libraries() -> None:
+    """Import what the real Azure and SSH adapters load on first use, so a daemon pays for
+    it (~0.5 s of CPU) before it reports ready rather than inside its first sweep."""
+    import importlib
+
+    for name in ("azure.identity", "azure.mgmt.core", "requests", "paramiko"):
+        importlib.import_module(name)
+
+
 def build_compute(config: LifecycleConfig) -> ComputeApi:
     from .adapters.azure import ArmCompute
 

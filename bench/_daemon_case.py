@@ -147,7 +147,7 @@ def _measure(n: int, proc: subprocess.Popen[bytes], sim: Any, sim_pid: int, w: W
 
     wait_for(started, 60, "the daemon to start", every=0.02)
     cpu0, sim0 = cpu_seconds(pid), cpu_seconds(sim_pid)
-    out: dict[str, Any] = {"rss_at_start_mb": status_mb(pid, "VmRSS")}
+    out: dict[str, Any] = {"rss_at_start_mb": status_mb(pid, "VmRSS"), "startup_cpu_s": cpu0}
     sweeps: list[dict[str, Any]] = []
     for k in (1, 2, 3):
         def done(k: int = k) -> bool:
@@ -201,4 +201,6 @@ def _measure(n: int, proc: subprocess.Popen[bytes], sim: Any, sim_pid: int, w: W
     out["recovery_s"] = back.timestamp.timestamp() - requested
     out["restarts"] = [op["status"] for op in sim.operations() if op["vm"] == fault]
     out["peak_rss_mb"] = status_mb(pid, "VmHWM")
+    time.sleep(2)  # settled: the repair thread has finished
+    out["rss_after_repair_mb"] = status_mb(pid, "VmRSS")
     return out

@@ -25,6 +25,7 @@ from _procs import cpu_seconds
 
 from azlin_lifecycle.health import HealthMonitor, HealthStatus
 from azlin_lifecycle.simulator import SimulatorClient
+from azlin_lifecycle.wiring import load_adapter_libraries
 
 
 def own_cpu() -> float:
@@ -53,8 +54,7 @@ def measure(sim_pid: int, checks: int, run: Any) -> dict[str, Any]:
 def main() -> None:
     sim_dir, sim_pid, baseline = Path(sys.argv[1]), int(sys.argv[2]), "--baseline" in sys.argv
     t0 = time.monotonic()
-    import azure.mgmt.compute  # noqa: F401  (imports are not part of a sweep)
-    import paramiko  # noqa: F401
+    load_adapter_libraries()  # imports are not part of a sweep (the daemon loads them early)
 
     imports = time.monotonic() - t0
     sim = SimulatorClient.from_dir(sim_dir)

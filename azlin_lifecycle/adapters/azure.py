@@ -2,8 +2,11 @@
 
 :class:`ArmCompute` implements :class:`azlin_lifecycle.ports.ComputeApi`.
 
-Clients: one ``ComputeManagementClient`` per subscription, made on first use and shared
-by all threads (one HTTPS connection pool of up to 64 connections). ``base_url`` is
+Reads (a VM's instance view, a resource group's VMs) go through one
+:class:`~azlin_lifecycle.adapters.arm_reads.ArmReader` as plain JSON (see that module for
+why); repairs through one ``ComputeManagementClient`` per subscription, made on first use
+(azure-mgmt-compute is imported then, not before). Both are shared by all threads, each
+with an HTTPS connection pool of up to 64 connections. ``base_url`` is
 ``settings.arm_endpoint``; the token scope is the one the SDK knows for that cloud
 (public, China, US Government — the latter is ``management.core.usgovcloudapi.net``),
 else ``<arm_endpoint>/.default`` (Azure Stack, the local stand-in). ``settings.ca_bundle``
@@ -30,12 +33,13 @@ a missing or expired login (``CredentialUnavailableError``, ``ClientAuthenticati
 401) is :class:`~azlin_lifecycle.errors.HealthCheckError` telling the user to run
 ``az login``; everything else is ``AzureOperationError(message, code)``.
 
-Power states of a resource group come from ONE paged
-``virtual_machines.list(resource_group, expand="instanceView")``. Azure's REST reference
+Power states of a resource group come from ONE paged list of its VMs with
+``$expand=instanceView`` (the request of ``virtual_machines.list(resource_group,
+expand="instanceView")``). Azure's REST reference
 says that expansion "can only be specified if a valid $filter option is specified"
 (Azure/azure-rest-api-specs#42411); if Azure refuses it (400) or returns VMs without an
-instance view, the missing ones are taken from one ``list_all(status_only="true")`` of the
-subscription (still no per-VM calls).
+instance view, the missing ones are taken from one ``list_all`` with ``statusOnly=true`` of
+the subscription (still no per-VM calls).
 """
 
 from __future__ import annotations
@@ -58,8 +62,10 @@ from ..ports import AzureOperationError
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
     from azure.core.exceptions import HttpResponseError
+    from azure.core.pipeline.transport import RequestsTransport
     from azure.mgmt.compute import ComputeManagementClient
-    from azure.mgmt.compute.models import VirtualMachine, VirtualMachineInstanceView
+
+    from .arm_reads import ArmReader
 
 T = TypeVar("T")
 
@@ -72,27 +78,34 @@ LOGIN_HINT = "run `az login` (as the user the daemon runs as) and try again"
 
 
 # --------------------------------------------------------------------------- pure mapping
-def power_info_from_view(view: VirtualMachineInstanceView | None) -> PowerInfo:
-    """PowerInfo from an instance view: PowerState/*, ProvisioningState/*, vmAgent."""
+def power_info_from_view(view: Mapping[str, Any] | None) -> PowerInfo:
+    """PowerInfo from an instance view: PowerState/*, ProvisioningState/*, vmAgent.
+
+    ``view`` is the REST JSON (Azure's names: ``statuses``, ``vmAgent``,
+    ``displayStatus``) — a decoded response, or an azure-mgmt-compute model, which is a
+    mapping of the same names.
+    """
     if view is None:
         return PowerInfo(VMState.UNKNOWN, message="Azure returned no instance view")
     power: str | None = None
     provisioning: str | None = None
-    for status in view.statuses or []:
-        code = status.code or ""
+    for status in view.get("statuses") or []:
+        code = status.get("code") or ""
         if code.startswith("PowerState/") and power is None:
             power = code
         elif code.startswith("ProvisioningState/") and provisioning is None:
             provisioning = code.split("/", 1)[1]
     agent: str | None = None
-    if view.vm_agent is not None and view.vm_agent.statuses:
-        agent = view.vm_agent.statuses[0].display_status
+    agent_statuses = (view.get("vmAgent") or {}).get("statuses") or []
+    if agent_statuses:
+        agent = agent_statuses[0].get("displayStatus")
     return PowerInfo(VMState.from_power_code(power), provisioning, agent)
 
 
-def view_of(vm: VirtualMachine) -> VirtualMachineInstanceView | None:
-    props = vm.properties
-    return None if props is None else props.instance_view
+def view_of(vm: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The instance view inside a VM's JSON (``properties.instanceView``), if any."""
+    view: Mapping[str, Any] | None = (vm.get("properties") or {}).get("instanceView")
+    return view
 
 
 def resource_group_of(resource_id: str | None) -> str | None:
@@ -179,19 +192,20 @@ class ArmCompute:
         self.polling_interval = polling_interval
         self._lock = threading.Lock()
         self._clients: dict[str, ComputeManagementClient] = {}
+        self._reader: ArmReader | None = None
         self._credential: TokenCredential | None = None
 
     # ------------------------------------------------------------------ ComputeApi
     def instance_view(self, target: VMTarget) -> PowerInfo:
         from azure.core.exceptions import ResourceNotFoundError
 
-        client = self.client(target.subscription_id)
+        from .arm_reads import instance_view_path
+
+        reader = self.reader()
+        path = instance_view_path(target.subscription_id, target.resource_group, target.name)
         try:
             view = self._call(
-                f"instance view of {target.name}",
-                lambda kw: client.virtual_machines.instance_view(
-                    target.resource_group, target.name, **kw
-                ),
+                f"instance view of {target.name}", lambda kw: reader.get(path, **kw),
                 self.timeout,
             )
         except ResourceNotFoundError as exc:
@@ -201,15 +215,16 @@ class ArmCompute:
     def power_states(self, subscription_id: str, resource_group: str) -> Mapping[str, PowerInfo]:
         from azure.core.exceptions import HttpResponseError
 
-        client = self.client(subscription_id)
+        from .arm_reads import list_path
+
+        reader = self.reader()
+        path = list_path(subscription_id, resource_group)
         deadline = time.monotonic() + self.timeout
-        vms: list[VirtualMachine] = []
+        vms: list[dict[str, Any]] = []
         try:
             vms = self._call(
                 f"list of VMs in {resource_group}",
-                lambda kw: list(
-                    client.virtual_machines.list(resource_group, expand="instanceView", **kw)
-                ),
+                lambda kw: reader.list(path, {"$expand": "instanceView"}, **kw),
                 self.timeout,
                 deadline,
             )
@@ -221,14 +236,16 @@ class ArmCompute:
         states: dict[str, PowerInfo] = {}
         missing: list[str] = []
         for vm in vms:
-            if vm.name is None:
+            name = vm.get("name")
+            if not isinstance(name, str):
                 continue
             view = view_of(vm)
             if view is None:
-                missing.append(vm.name)
-            states[vm.name] = power_info_from_view(view)
+                missing.append(name)
+            states[name] = power_info_from_view(view)
         if missing or not vms:
-            states.update(self._status_only(client, resource_group, deadline, missing or None))
+            states.update(self._status_only(subscription_id, resource_group, deadline,
+                                            missing or None))
         return states
 
     def restart(self, target: VMTarget, timeout: float) -> None:
@@ -244,8 +261,11 @@ class ArmCompute:
         with self._lock:
             clients = list(self._clients.values())
             self._clients.clear()
+            reader, self._reader = self._reader, None
         for client in clients:
             client.close()
+        if reader is not None:
+            reader.close()
 
     # ------------------------------------------------------------------ clients
     def client(self, subscription_id: str) -> ComputeManagementClient:
@@ -256,19 +276,38 @@ class ArmCompute:
                 client = self._clients[subscription_id] = self._new_client(subscription_id)
             return client
 
-    def _new_client(self, subscription_id: str) -> ComputeManagementClient:
-        import requests
-        from azure.core.pipeline.policies import RetryPolicy
-        from azure.core.pipeline.transport import RequestsTransport
-        from azure.mgmt.compute import ComputeManagementClient
+    def reader(self) -> ArmReader:
+        """The shared reader of instance views and listings (made on first use)."""
+        from .arm_reads import ArmReader
 
-        endpoint = (self.settings.arm_endpoint or DEFAULT_ARM_ENDPOINT).rstrip("/")
+        with self._lock:
+            if self._reader is None:
+                endpoint = self._endpoint()
+                self._reader = ArmReader(self._get_credential(), endpoint,
+                                         credential_scope(endpoint), self._transport())
+            return self._reader
+
+    def _endpoint(self) -> str:
+        return (self.settings.arm_endpoint or DEFAULT_ARM_ENDPOINT).rstrip("/")
+
+    def _transport(self) -> RequestsTransport:
+        """An HTTPS transport with its own pool of ``POOL_SIZE`` connections."""
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
         session.mount("https://", adapter)
         transport_kwargs: dict[str, Any] = {"session": session, "session_owner": True}
         if self.settings.ca_bundle:
             transport_kwargs["connection_verify"] = self.settings.ca_bundle
+        return RequestsTransport(**transport_kwargs)
+
+    def _new_client(self, subscription_id: str) -> ComputeManagementClient:
+        from azure.core.pipeline.policies import RetryPolicy
+        from azure.mgmt.compute import ComputeManagementClient
+
+        endpoint = self._endpoint()
         kwargs: dict[str, Any] = {}
         if self.polling_interval is not None:
             kwargs["polling_interval"] = self.polling_interval
@@ -278,7 +317,7 @@ class ArmCompute:
             base_url=endpoint,
             credential_scopes=[credential_scope(endpoint)],
             retry_policy=RetryPolicy.no_retries(),
-            transport=RequestsTransport(**transport_kwargs),
+            transport=self._transport(),
             **kwargs,
         )
 
@@ -364,19 +403,23 @@ class ArmCompute:
 
     def _status_only(
         self,
-        client: ComputeManagementClient,
+        subscription_id: str,
         resource_group: str,
         deadline: float,
         names: list[str] | None,
     ) -> dict[str, PowerInfo]:
-        """Power states from one subscription-wide ``list_all(status_only="true")``."""
+        """Power states from one subscription-wide ``list_all`` with ``statusOnly=true``."""
         from azure.core.exceptions import HttpResponseError
 
+        from .arm_reads import list_all_path
+
+        reader = self.reader()
         wanted = None if names is None else {n.lower() for n in names}
         try:
             vms = self._call(
-                f"status-only list of VMs in subscription {client._config.subscription_id}",
-                lambda kw: list(client.virtual_machines.list_all(status_only="true", **kw)),
+                f"status-only list of VMs in subscription {subscription_id}",
+                lambda kw: reader.list(list_all_path(subscription_id), {"statusOnly": "true"},
+                                       **kw),
                 self.timeout,
                 deadline,
             )
@@ -386,11 +429,11 @@ class ArmCompute:
             ) from None
         out: dict[str, PowerInfo] = {}
         for vm in vms:
-            rg = resource_group_of(vm.id)
-            if vm.name is None or rg is None or rg.lower() != resource_group.lower():
+            name, rg = vm.get("name"), resource_group_of(vm.get("id"))
+            if not isinstance(name, str) or rg is None or rg.lower() != resource_group.lower():
                 continue
-            if wanted is None or vm.name.lower() in wanted:
-                out[vm.name] = power_info_from_view(view_of(vm))
+            if wanted is None or name.lower() in wanted:
+                out[name] = power_info_from_view(view_of(vm))
         return out
 
     def _action(self, target: VMTarget, action: str, timeout: float) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +67,28 @@ def test_unknown_vm_is_not_found_with_azures_message(fleet: SimulatedFleet) -> N
     assert info.state is VMState.NOT_FOUND
     assert info.message is not None
     assert "no-such-vm" in info.message and "not found" in info.message
+
+
+def test_monitoring_reads_never_load_azure_mgmt_compute(fleet: SimulatedFleet) -> None:
+    """Its models cost ~17 MB of the daemon's memory; only a repair needs them."""
+    script = (
+        "import sys\n"
+        "from azlin_lifecycle.adapters.azure import ArmCompute\n"
+        "from azlin_lifecycle.config import AzureSettings\n"
+        "from azlin_lifecycle.models import VMTarget\n"
+        "sub, rg, endpoint, ca, vm = sys.argv[1:]\n"
+        "arm = ArmCompute(AzureSettings(subscription_id=sub, resource_group=rg,\n"
+        "                               arm_endpoint=endpoint, ca_bundle=ca))\n"
+        "states = arm.power_states(sub, rg)\n"
+        "one = arm.instance_view(VMTarget(vm, sub, rg, '127.0.0.1'))\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('azure.mgmt.compute'))\n"
+        "print(len(states), one.state.value, loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, fleet.subscription_id, fleet.resource_group,
+         fleet.arm_endpoint, str(fleet.ca_path), fleet.vm_names[0]],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["3", "running", "[]"]
 
 
 def test_one_client_per_subscription_is_reused(fleet: SimulatedFleet) -> None:

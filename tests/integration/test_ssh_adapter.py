@@ -139,6 +139,16 @@ def test_second_probe_reuses_the_connection(sshd: SshServer, prober: FabricSshPr
     assert not transport.is_active()
 
 
+def test_openssh_and_paramiko_sessions_use_aes_gcm(
+        sshd: SshServer, prober: FabricSshProber) -> None:
+    """AEAD first: its integrity check runs in OpenSSL, not in Python per packet."""
+    target = target_for(sshd)
+    assert prober.probe(target, timeout=10).reachable
+    transport = prober.cached_transport(target)
+    assert transport is not None
+    assert (transport.local_cipher, transport.remote_cipher) == ("aes128-gcm@openssh.com",) * 2
+
+
 def test_probe_after_sshd_restart_reconnects(sshd: SshServer, prober: FabricSshProber) -> None:
     target = target_for(sshd)
     assert prober.probe(target, timeout=10).reachable

@@ -35,17 +35,42 @@ EXPECTED = {
 
 
 def _views_in(body: Any) -> list[PowerInfo]:
-    """Parse every instance view in a response body with the SDK's deserializer."""
+    """Parse every instance view in a response body, as the decoded JSON the daemon reads;
+    the SDK's own models of the same body must give the same answer."""
     if not isinstance(body, dict):
         return []
     if "statuses" in body or "vmAgent" in body:
-        return [power_info_from_view(_deserialize(models.VirtualMachineInstanceView, body))]
+        info = power_info_from_view(body)
+        assert power_info_from_view(
+            _deserialize(models.VirtualMachineInstanceView, body)) == info
+        return [info]
     if "value" in body:
         return [info for item in body["value"] for info in _views_in(item)]
     if "instanceView" in body.get("properties", {}):
-        vm = _deserialize(models.VirtualMachine, body)
-        return [power_info_from_view(view_of(vm))]
+        info = power_info_from_view(view_of(body))
+        assert power_info_from_view(view_of(_deserialize(models.VirtualMachine, body))) == info
+        return [info]
     return []
+
+
+def test_reads_use_the_api_version_of_the_pinned_sdk() -> None:
+    from azure.mgmt.compute.operations import _operations
+
+    from azlin_lifecycle.adapters.arm_reads import (
+        API_VERSION,
+        instance_view_path,
+        list_all_path,
+        list_path,
+    )
+
+    sdk = _operations.build_virtual_machines_list_request("my rg", "sub-1",
+                                                          expand="instanceView")
+    assert sdk.url.split("?")[0] == list_path("sub-1", "my rg")
+    assert f"api-version={API_VERSION}" in sdk.url
+    assert _operations.build_virtual_machines_instance_view_request(
+        "rg", "vm-1", "sub-1").url.split("?")[0] == instance_view_path("sub-1", "rg", "vm-1")
+    assert _operations.build_virtual_machines_list_all_request(
+        "sub-1", status_only="true").url.split("?")[0] == list_all_path("sub-1")
 
 
 def test_every_example_with_an_instance_view_parses() -> None:
@@ -65,8 +90,7 @@ def test_list_example_without_instance_view_maps_to_unknown() -> None:
     doc = json.loads((require_shared("azure-examples") / "VirtualMachine_List_MinimumSet_Gen.json")
                      .read_text())
     body = doc["responses"]["200"]["body"]
-    vms = _deserialize(list[models.VirtualMachine], body["value"])
-    assert vms and all(view_of(vm) is None for vm in vms)
+    assert body["value"] and all(view_of(vm) is None for vm in body["value"])
     assert power_info_from_view(None) == PowerInfo(
         VMState.UNKNOWN, message="Azure returned no instance view"
     )
