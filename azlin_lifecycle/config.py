@@ -231,7 +231,7 @@ class DaemonSettings:
     ssh_timeout_seconds: float = 10.0
     azure_timeout_seconds: float = 20.0
     history_size: int = 1000
-    max_open_ssh_connections: int = 256
+    max_open_ssh_connections: int = 512
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Any
 
 from .adapters import systemd as sd
+from .adapters.libc import release_free_memory
 from .config import HookType, LifecycleConfig
 from .errors import DaemonError, HealthCheckError, LifecycleConfigError
 from .events import Event, log_event
@@ -54,6 +55,7 @@ __all__ = ["DaemonError", "DaemonStatus", "LifecycleDaemon"]
 log = logging.getLogger(__name__)
 
 CONFIG_POLL_SECONDS = 2.0
+TRIM_EVERY = 10.0  # seconds between returns of freed heap memory to the system
 STOPPED_STATES = (VMState.STOPPED, VMState.DEALLOCATED)
 
 
@@ -118,6 +120,7 @@ class LifecycleDaemon:
         self._last_sweep: dt.datetime | None = None
         self._status_text = ""
         self._batch_ids = 0
+        self._last_trim = 0.0
         # Held by the loop while it changes what get_status() reports (other threads read it).
         self._view_lock = threading.Lock()
 
@@ -352,6 +355,15 @@ class LifecycleDaemon:
         if not batch.waiting:
             del self._batches[batch_id]
             self._process_batch(batch.results)
+            self._trim_memory()
+
+    def _trim_memory(self) -> None:
+        """Once nothing is in flight, give a sweep's freed memory back (at most every
+        ``TRIM_EVERY`` seconds: trimming walks the heap)."""
+        now = time.monotonic()
+        if not self._batches and now - self._last_trim >= TRIM_EVERY:
+            self._last_trim = now
+            release_free_memory()
 
     # ------------------------------------------------------------------ decisions
     def _process_batch(self, results: list[HealthStatus]) -> None:

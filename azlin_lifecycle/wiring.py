@@ -16,7 +16,12 @@ def load_adapter_libraries() -> None:
     """Import what the real Azure and SSH adapters load on first use, so a daemon pays for
     it (~0.5 s of CPU) before it reports ready rather than inside its first sweep."""
     import importlib
+    import sys
 
+    # paramiko imports invoke (fabric's task runner; ~3 MB with what it imports) only to
+    # run `Match exec` lines of ~/.ssh/config, which the SSH adapter never reads. None in
+    # sys.modules makes that optional import fail at once, a case paramiko handles.
+    sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
     for name in ("azure.identity", "azure.mgmt.core", "requests", "paramiko"):
         importlib.import_module(name)
 

@@ -168,7 +168,17 @@ def _measure(n: int, proc: subprocess.Popen[bytes], sim: Any, sim_pid: int, w: W
     out["idle_rss_mb"] = max(s["rss_after_mb"] for s in sweeps[1:])
     out["peak_rss_before_fault_mb"] = status_mb(pid, "VmHWM")
 
-    # detection: hang the VM's SSH; the on_failure hook writes when it runs
+    # detection: hang the VM's SSH just after one of its checks finished (the worst case:
+    # a whole interval until its next check, then the SSH timeout); the on_failure hook
+    # writes when it runs
+    seen = len(w.checks[fault])
+
+    def fresh_check() -> bool:
+        alive()
+        w.poll()
+        return len(w.checks[fault]) > seen
+
+    wait_for(fresh_check, INTERVAL + 60, f"the next check of {fault}", every=0.02)
     last = w.checks[fault][-1]
     injected = time.time()
     sim.set_ssh_mode(fault, "hung")
