@@ -177,6 +177,7 @@ class KnownHosts:
         self._hashed: list[tuple[str, paramiko.PKey]] = []
         self._pending: list[tuple[str, paramiko.PKey]] = []
         self._writing = False  # this process holds the file lock and is replacing the file
+        self._generation = 0  # bumped by every change of the in-memory view made here
 
     def _refresh(self) -> None:
         """Re-read the file if it changed since it was last read (or written) here."""
@@ -188,6 +189,7 @@ class KnownHosts:
         with self._lock:
             if self._writing or (self._loaded and stamp == self._stamp):
                 return  # (while this process writes, the in-memory view is the newer one)
+            generation = self._generation
         try:
             with self.path.open("rb") as handle:
                 st = os.fstat(handle.fileno())  # the stamp of exactly what is read
@@ -197,6 +199,8 @@ class KnownHosts:
             stamp, text = None, ""
         plain, hashed = _parse_known_hosts(text)
         with self._lock:
+            if self._generation != generation:
+                return  # recorded here while this read ran: that view is the newer one
             self._text, self._plain, self._hashed = text, plain, hashed
             self._stamp, self._loaded = stamp, True
 
@@ -251,6 +255,7 @@ class KnownHosts:
                         continue  # recorded already (same key: fine; else: verify says so)
                     self._plain[name] = {key.get_name(): key}
                     added.append(f"{name} {key.get_name()} {key.get_base64()}\n")
+                self._generation += 1
             if not added:
                 return
             if text and not text.endswith("\n"):
@@ -271,6 +276,7 @@ class KnownHosts:
             with self._lock:
                 self._text = text
                 self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                self._generation += 1
 
 
 def _hashed_match(name: str, hashed_name: str) -> bool:

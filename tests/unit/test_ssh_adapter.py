@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
@@ -145,3 +146,34 @@ def test_watchdog_runs_only_uncancelled_actions_at_their_deadline() -> None:
     assert [name for name, _ in fired] == ["early", "late"]
     assert 0.14 <= fired[0][1] < 0.3
     assert 0.29 <= fired[1][1] < 0.5
+
+
+def test_a_slow_reread_never_hides_keys_recorded_meanwhile(
+        tmp_path: Path, keys: list[paramiko.PKey], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One shared KnownHosts, first contacts in parallel, file re-reads slowed down: a
+    re-read that started before a write must not replace the newer in-memory view."""
+    from azlin_lifecycle.adapters import ssh
+
+    parse = ssh._parse_known_hosts
+
+    def slow_parse(text: str) -> Any:
+        time.sleep(0.005)
+        return parse(text)
+
+    monkeypatch.setattr(ssh, "_parse_known_hosts", slow_parse)
+    hosts = KnownHosts(tmp_path / "known_hosts")
+    errors: list[BaseException] = []
+
+    def record(i: int) -> None:
+        try:
+            hosts.verify(f"[127.0.0.1]:{4000 + i}", keys[i % 3])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(hosts.path.read_text().splitlines()) == 64
