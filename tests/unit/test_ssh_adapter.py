@@ -6,6 +6,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,25 +107,33 @@ def test_known_hosts_accepts_new_then_pins(tmp_path: Path, keys: list[paramiko.P
     assert len(hosts.path.read_text().splitlines()) == 2
 
 
-def test_concurrent_first_contacts_all_land(tmp_path: Path, keys: list[paramiko.PKey]) -> None:
-    path = tmp_path / "known_hosts"
-    barrier = threading.Barrier(24)
+def _first_contacts(count: int, hosts_of: Callable[[], KnownHosts],
+                    keys: list[paramiko.PKey]) -> list[BaseException]:
+    """``count`` threads each record host ``[127.0.0.1]:3000+i`` at the same moment; what
+    they raised."""
+    barrier = threading.Barrier(count)
     errors: list[BaseException] = []
 
     def record(i: int) -> None:
-        hosts = KnownHosts(path)  # one per thread: no shared in-memory state
+        hosts = hosts_of()
         barrier.wait()
         try:
             hosts.verify(f"[127.0.0.1]:{3000 + i}", keys[i % 3])
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=record, args=(i,)) for i in range(24)]
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_concurrent_first_contacts_all_land(tmp_path: Path, keys: list[paramiko.PKey]) -> None:
+    path = tmp_path / "known_hosts"
+    # one KnownHosts per thread: no shared in-memory state, only the file
+    assert _first_contacts(24, lambda: KnownHosts(path), keys) == []
     check = paramiko.HostKeys(str(path))
     for i in range(24):
         entry = check.lookup(f"[127.0.0.1]:{3000 + i}")
@@ -162,18 +171,5 @@ def test_a_slow_reread_never_hides_keys_recorded_meanwhile(
 
     monkeypatch.setattr(ssh, "_parse_known_hosts", slow_parse)
     hosts = KnownHosts(tmp_path / "known_hosts")
-    errors: list[BaseException] = []
-
-    def record(i: int) -> None:
-        try:
-            hosts.verify(f"[127.0.0.1]:{4000 + i}", keys[i % 3])
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=record, args=(i,)) for i in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert _first_contacts(64, lambda: hosts, keys) == []
     assert len(hosts.path.read_text().splitlines()) == 64
