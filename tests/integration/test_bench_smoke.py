@@ -24,3 +24,12 @@ def test_fleet_benchmark_quick_run_prints_its_table(tmp_path: Path) -> None:
     for row in ("cold sweep wall", "sequential baseline wall", "speedup vs baseline (warm)",
                 "daemon idle RSS", "detection (hung -> on_failure)"):
         assert row in out, row
+
+
+def test_soak_benchmark_prints_a_row_per_sweep() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "3", "2"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert all(float(row[1]) > 10 for row in rows)  # the daemon's RSS in MB
