@@ -8,12 +8,13 @@ the file the hook script writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,30 @@ def hook_times(path: Path, event: str) -> list[float]:
             if line.startswith(event + " ")]
 
 
+@contextlib.contextmanager
+def running_daemon(workdir: Path,
+                   sim: Any) -> Iterator[tuple[subprocess.Popen[bytes], Watcher]]:
+    """``python -m azlin_lifecycle daemon run`` on ``workdir/config`` (already written),
+    state in ``workdir/state``, output in ``workdir/daemon.log``; stopped on exit."""
+    env = sim.env()
+    env.update(AZLIN_CONFIG_DIR=str(workdir / "config"), XDG_STATE_HOME=str(workdir / "state"))
+    with (workdir / "daemon.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "azlin_lifecycle", "daemon", "run"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        watcher = Watcher(workdir / "state" / "azlin-lifecycle" / "state.db", proc.pid)
+        try:
+            yield proc, watcher
+        finally:
+            watcher.close()
+            stop(proc)
+
+
 def run_case(n: int, workdir: Path) -> dict[str, Any]:
     """Start a fleet of ``n`` and the daemon; measure 3 sweeps, a fault and its repair."""
     out: dict[str, Any] = {"vms": n}
     with simulator(workdir / "sim", n, boot_seconds=BOOT_SECONDS,
                    command_seconds=CPU_SAMPLE_SECONDS) as (sim, sim_pid, _):
-        cfg, state = workdir / "config", workdir / "state"
+        cfg = workdir / "config"
         cfg.mkdir(parents=True, exist_ok=True)
         hook_log, hook = workdir / "hooks.log", workdir / "hook.sh"
         hook.write_text(HOOK.format(log=hook_log))
@@ -118,18 +137,8 @@ def run_case(n: int, workdir: Path) -> dict[str, Any]:
                              "vms": {fault: {"ssh_failure_threshold": 1,
                                              "hooks": {h: str(hook) for h in (
                                                  "on_failure", "on_restart", "on_healthy")}}}})
-        env = sim.env()
-        env.update(AZLIN_CONFIG_DIR=str(cfg), XDG_STATE_HOME=str(state))
-        log = (workdir / "daemon.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "azlin_lifecycle", "daemon", "run"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        watcher = Watcher(state / "azlin-lifecycle" / "state.db", proc.pid)
-        try:
+        with running_daemon(workdir, sim) as (proc, watcher):
             out.update(_measure(n, proc, sim, sim_pid, watcher, names, fault, hook_log))
-        finally:
-            watcher.close()
-            stop(proc)
-            log.close()
     return out
 
 

@@ -7,7 +7,6 @@ runs ``python -m azlin_lifecycle daemon run`` against a simulated fleet with the
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import time
@@ -15,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _daemon_case import INTERVAL, Watcher, wait_for
-from _procs import REPO, cpu_seconds, simulator, status_mb, stop
+from _daemon_case import INTERVAL, running_daemon, wait_for
+from _procs import cpu_seconds, simulator, status_mb
 
 from azlin_lifecycle.metrics_wire import CPU_SAMPLE_SECONDS
 
@@ -27,33 +26,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="azlin-soak-") as tmp_text:
         tmp = Path(tmp_text)
         with simulator(tmp / "sim", vms, command_seconds=CPU_SAMPLE_SECONDS) as (sim, _, _):
-            cfg, state = tmp / "config", tmp / "state"
-            cfg.mkdir()
-            sim.write_config(cfg / "lifecycle-config.toml", check_interval_seconds=INTERVAL)
-            env = sim.env()
-            env.update(AZLIN_CONFIG_DIR=str(cfg), XDG_STATE_HOME=str(state))
-            with (tmp / "daemon.log").open("wb") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "azlin_lifecycle", "daemon", "run"],
-                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-                watcher = Watcher(state / "azlin-lifecycle" / "state.db", proc.pid)
-                try:
-                    print(f"{'sweep':>5}  {'RSS MB':>7}  {'CPU s':>6}   ({vms} VMs, every "
-                          f"{INTERVAL} s)")
-                    for k in range(1, sweeps + 1):
-                        def done(k: int = k) -> bool:
-                            if proc.poll() is not None:
-                                raise RuntimeError(f"the daemon exited; see {log.name}")
-                            watcher.poll()
-                            return watcher.sweeps_done(sim.vm_names) >= k
+            (tmp / "config").mkdir()
+            sim.write_config(tmp / "config" / "lifecycle-config.toml",
+                             check_interval_seconds=INTERVAL)
+            with running_daemon(tmp, sim) as (proc, watcher):
+                print(f"{'sweep':>5}  {'RSS MB':>7}  {'CPU s':>6}   ({vms} VMs, every "
+                      f"{INTERVAL} s)")
+                for k in range(1, sweeps + 1):
+                    def done(k: int = k) -> bool:
+                        if proc.poll() is not None:
+                            raise RuntimeError(f"the daemon exited; see {tmp}/daemon.log")
+                        watcher.poll()
+                        return watcher.sweeps_done(sim.vm_names) >= k
 
-                        wait_for(done, INTERVAL + 120, f"sweep {k}")
-                        time.sleep(1)  # between sweeps: idle
-                        print(f"{k:>5}  {status_mb(proc.pid, 'VmRSS'):>7.1f}  "
-                              f"{cpu_seconds(proc.pid):>6.1f}", flush=True)
-                finally:
-                    watcher.close()
-                    stop(proc)
+                    wait_for(done, INTERVAL + 120, f"sweep {k}")
+                    time.sleep(1)  # between sweeps: idle
+                    print(f"{k:>5}  {status_mb(proc.pid, 'VmRSS'):>7.1f}  "
+                          f"{cpu_seconds(proc.pid):>6.1f}", flush=True)
 
 
 if __name__ == "__main__":
