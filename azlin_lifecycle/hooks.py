@@ -381,15 +381,16 @@ class HookExecutor:
 
     @staticmethod
     def _finish(result: HookResult) -> HookResult:
+        target = _redact(result.target or "")
         fields: dict[str, Any] = {
-            "hook": result.hook_type.value, "hook_target": _redact(result.target or ""),
+            "hook": result.hook_type.value, "hook_target": target,
             "success": result.success, "exit_code": result.exit_code,
             "timed_out": result.timed_out, "duration_seconds": round(result.duration_seconds, 3),
         }
         if result.success:
             log_event(log, Event.HOOK_RESULT,
                       f"hook {result.hook_type.value} for {result.vm_name}: "
-                      f"{_redact(result.target or '')} succeeded in "
+                      f"{target} succeeded in "
                       f"{result.duration_seconds:.2f}s", vm=result.vm_name, **fields)
         else:
             log_event(log, Event.HOOK_RESULT,
