@@ -47,25 +47,51 @@ class VMState(StrEnum):
 
 @dataclass(frozen=True)
 class VMTarget:
-    """Everything needed to reach one VM: where it lives in Azure and over SSH."""
+    """Everything needed to reach one VM: where it lives in Azure and over SSH.
+
+    An SSH field that is None is not configured: an :class:`~.ports.AddressBook` fills it
+    in (the address from Azure, the admin user from the VM's ``osProfile``, the key from
+    azlin's search order) before the VM is probed.
+    """
 
     name: str
     subscription_id: str
     resource_group: str
-    ssh_host: str
+    ssh_host: str | None
     ssh_port: int = 22
-    ssh_user: str = "azureuser"
-    ssh_key: str = "~/.ssh/azlin_key"
+    ssh_user: str | None = "azureuser"
+    ssh_key: str | None = "~/.ssh/azlin_key"
+
+    @property
+    def ssh_resolved(self) -> bool:
+        return None not in (self.ssh_host, self.ssh_user, self.ssh_key)
+
+
+@dataclass(frozen=True)
+class SshRoute:
+    """How to reach a VM over SSH (``target`` with every SSH field set), or why it cannot
+    be reached that way (``target`` None: SSH not applicable, judge by Azure's view)."""
+
+    target: VMTarget | None
+    via: str  # "configured address", "public IP 20.1.2.3", "Bastion tunnel 127.0.0.1:50022"
 
 
 @dataclass(frozen=True)
 class PowerInfo:
-    """What Azure says about a VM (from an instance view)."""
+    """What Azure says about a VM (from an instance view or a status-only listing).
+
+    ``agent_status`` is the VM agent's ``displayStatus`` ("Ready", "Not Ready") and
+    ``agent_time`` when it last reported; ``vm_health`` the Application Health
+    extension's verdict (``healthy``/``unhealthy``/``unknown``) where it is installed.
+    """
 
     state: VMState
     provisioning_state: str | None = None
     agent_status: str | None = None
     message: str | None = None  # e.g. Azure's "not found" text
+    agent_time: dt.datetime | None = None
+    agent_message: str | None = None
+    vm_health: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,12 +106,49 @@ class VMMetrics:
     load_15m: float | None = None
 
 
+class SshFault(StrEnum):
+    """Why an SSH probe failed, and so whether a restart could help.
+
+    Guest-side faults (the VM's end did not answer as a healthy VM does) count toward
+    the restart threshold. The others are faults of the monitor's side or of the
+    configuration: a restart cannot fix them, so they alert ("needs you") and never count.
+    """
+
+    REFUSED = "connection refused"
+    CONNECT_TIMEOUT = "timed out"
+    HUNG = "timed out (hung)"
+    CONNECTION_LOST = "connection lost"
+    COMMAND_TIMEOUT = "command timed out"
+    AUTH_FAILED = "authentication failed"
+    HOST_KEY_CHANGED = "host key changed"
+    NAME_RESOLUTION = "name resolution failed"
+    KEY_UNREADABLE = "private key missing or unreadable"
+    NETWORK_DOWN = "monitor's network unreachable"
+    NOT_APPLICABLE = "SSH not applicable"
+    OTHER = "ssh error"
+
+    @property
+    def guest_side(self) -> bool:
+        """True if the VM's end is at fault, so a restart may help (counts toward it)."""
+        return self in _GUEST_FAULTS
+
+    @property
+    def needs_you(self) -> bool:
+        """True if a person must fix something on the monitor's side or in the config."""
+        return not self.guest_side and self is not SshFault.NOT_APPLICABLE
+
+
+_GUEST_FAULTS = frozenset({SshFault.REFUSED, SshFault.CONNECT_TIMEOUT, SshFault.HUNG,
+                           SshFault.CONNECTION_LOST, SshFault.COMMAND_TIMEOUT})
+
+
 @dataclass(frozen=True)
 class SshProbeResult:
     reachable: bool
-    reason: str | None = None  # why not reachable: "refused", "timed out (hung)", ...
+    reason: str | None = None  # why not reachable, in words ("timed out (hung)", ...)
     metrics: VMMetrics | None = None
     duration_seconds: float = 0.0
+    fault: SshFault | None = None  # set whenever reachable is False
 
 
 @dataclass(frozen=True)
@@ -104,6 +167,12 @@ class HealthStatus:
     ssh_checked: bool = True
     check_duration_seconds: float = 0.0
     timestamp: dt.datetime = field(default_factory=utcnow)
+    fault: SshFault | None = None
+
+    @property
+    def needs_you(self) -> bool:
+        """Failing for a reason a restart cannot fix (auth, host key, DNS, key, network)."""
+        return self.fault is not None and self.fault.needs_you
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict (the persisted history format)."""
@@ -120,6 +189,7 @@ class HealthStatus:
             "ssh_checked": self.ssh_checked,
             "check_duration_seconds": round(self.check_duration_seconds, 4),
             "timestamp": self.timestamp.isoformat(),
+            "fault": None if self.fault is None else self.fault.value,
         }
 
     @classmethod
@@ -138,6 +208,7 @@ class HealthStatus:
             ssh_checked=rec.get("ssh_checked", True),
             check_duration_seconds=rec.get("check_duration_seconds", 0.0),
             timestamp=dt.datetime.fromisoformat(rec["timestamp"]),
+            fault=SshFault(rec["fault"]) if rec.get("fault") else None,
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from .models import PowerInfo, SshProbeResult, VMTarget
+from .models import PowerInfo, SshProbeResult, SshRoute, VMTarget
 
 
 class AzureOperationError(Exception):
@@ -70,4 +70,20 @@ class HookRunner(Protocol):
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Cancel queued hooks and stop running ones (SIGTERM); True if all ended in time."""
+        ...
+
+
+class AddressBook(Protocol):
+    """Where to reach a VM over SSH when its config leaves host, user or key unset."""
+
+    def route(self, target: VMTarget) -> SshRoute:
+        """``target`` with every SSH field filled in, or SshRoute(None, why) when SSH
+        does not apply (only a private address, unreachable, and no tunnel).
+
+        Configured fields are kept. Raises AzureOperationError when Azure cannot say.
+        """
+        ...
+
+    def forget(self, vm_name: str) -> None:
+        """Drop the cached address (after start, redeploy, deallocate: it may change)."""
         ...

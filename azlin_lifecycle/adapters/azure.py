@@ -248,6 +248,18 @@ class ArmCompute:
                                             missing or None))
         return states
 
+    def read_json(self, what: str, path: str,
+                  params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """One GET of any ARM resource ``path`` (a NIC, a public IP ...) within this
+        adapter's read timeout and retries; every failure is AzureOperationError."""
+        from azure.core.exceptions import HttpResponseError
+
+        reader = self.reader()
+        try:
+            return self._call(what, lambda kw: reader.get(path, params, **kw), self.timeout)
+        except HttpResponseError as exc:  # 404 and 400, which _call leaves to callers
+            raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
+
     def restart(self, target: VMTarget, timeout: float) -> None:
         self._action(target, "restart", timeout)
 

@@ -20,19 +20,27 @@ than 22). A host never seen is recorded on first contact (accept-new; written un
 ``fsio`` lock with an atomic rename, so concurrent probes never corrupt the file). A key
 that differs from the recorded one is refused and never written.
 
-Reasons (``SshProbeResult.reason`` when ``reachable`` is False):
+Every failure is an :class:`~azlin_lifecycle.models.SshFault` (``SshProbeResult.fault``)
+with a reason in words (``reason``):
 
-=========================== ==========================================================
-``connection refused``      nothing listens on the port (TCP RST)
-``timed out``               the TCP connect did not complete in time
-``timed out (hung)``        TCP accepted, but no banner / key exchange / auth answer /
-                            session in time (a hung sshd or VM)
-``authentication failed``   the server refused the key (or the key needs a passphrase)
-``host key changed``        the server's key differs from the recorded one
-``name resolution failed``  the host name does not resolve
-``command timed out``       connected, but the metrics command did not finish in time
-``ssh error: <text>``       anything else (unreadable key, unreachable network, ...)
-=========================== ==========================================================
+=============================== ===========================================================
+guest-side (count toward a restart)
+``connection refused``          nothing listens on the port (TCP RST)
+``timed out``                   the TCP connect did not complete in time
+``timed out (hung)``            TCP accepted, but no banner / key exchange / auth answer /
+                                session in time (a hung sshd or VM)
+``connection lost``             the server hung up or reset the connection mid-probe
+``command timed out``           connected, but the metrics command did not finish in time
+monitor-side or configuration (a restart cannot fix them)
+``authentication failed``       the server refused the key for that user
+``host key changed``            the server's key differs from the recorded one
+``name resolution failed``      the host name does not resolve
+``private key missing or        the key file is missing, unreadable, not a key, or needs a
+unreadable``                    passphrase
+``monitor's network             this machine has no route (ENETUNREACH, EHOSTUNREACH)
+unreachable``
+``ssh error: <text>``           anything else
+=============================== ===========================================================
 
 A command that exits non-zero still means reachable, with ``metrics`` None.
 """
@@ -54,20 +62,14 @@ from typing import TYPE_CHECKING, Any
 
 from .. import fsio
 from ..metrics_wire import METRICS_COMMAND, parse_metrics
-from ..models import SshProbeResult, VMTarget
+from ..models import SshFault, SshProbeResult, VMTarget
 from ..paths import expand, known_hosts_path
 
 if TYPE_CHECKING:
     import paramiko
 
-REFUSED = "connection refused"
-CONNECT_TIMEOUT = "timed out"
-HUNG = "timed out (hung)"
-AUTH_FAILED = "authentication failed"
-HOST_KEY_CHANGED = "host key changed"
-NAME_RESOLUTION = "name resolution failed"
-COMMAND_TIMEOUT = "command timed out"
 GENERIC_PREFIX = "ssh error: "
+NO_ROUTE_ERRNOS = frozenset({101, 113})  # ENETUNREACH, EHOSTUNREACH: this side has no route
 DEFAULT_MAX_OPEN = 512  # connections kept open for reuse; see FabricSshProber._keep_bounded
 
 _MAX_OUTPUT = 1 << 20
@@ -89,43 +91,69 @@ class HostKeyChanged(Exception):
 
 
 class _Failure(Exception):
-    """A probe step failed; ``reason`` is the final reason string.
+    """A probe step failed: its fault and the reason in words.
 
     ``lost``: the connection itself died before the deadline (worth one fresh retry
     when it was a cached one).
     """
 
-    def __init__(self, reason: str, lost: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, fault: SshFault, reason: str | None = None, lost: bool = False) -> None:
+        self.fault = fault
+        self.reason = reason or fault.value
+        super().__init__(self.reason)
         self.lost = lost
 
+    def result(self, start: float) -> SshProbeResult:
+        return SshProbeResult(False, self.reason, None, time.monotonic() - start, self.fault)
 
-def classify_failure(exc: BaseException, phase: Phase, deadline_passed: bool) -> str:
-    """The reason string for ``exc`` raised during ``phase`` (pure: no I/O)."""
+
+def classify_failure(exc: BaseException, phase: Phase,
+                     deadline_passed: bool) -> tuple[SshFault, str]:
+    """The fault and reason for ``exc`` raised during ``phase`` (pure: no I/O)."""
     import paramiko
 
     if isinstance(exc, HostKeyChanged | paramiko.BadHostKeyException):
-        return HOST_KEY_CHANGED
+        return _plain(SshFault.HOST_KEY_CHANGED)
     if isinstance(exc, socket.gaierror):
-        return NAME_RESOLUTION
+        return _plain(SshFault.NAME_RESOLUTION)
     if isinstance(exc, ConnectionRefusedError):
-        return REFUSED
-    if isinstance(exc, paramiko.AuthenticationException) and "timeout" not in str(exc).lower():
-        return AUTH_FAILED
+        return _plain(SshFault.REFUSED)
     if isinstance(exc, paramiko.PasswordRequiredException):
-        return AUTH_FAILED
+        return SshFault.KEY_UNREADABLE, f"{SshFault.KEY_UNREADABLE.value}: it needs a passphrase"
+    if isinstance(exc, paramiko.AuthenticationException) and "timeout" not in str(exc).lower():
+        return _plain(SshFault.AUTH_FAILED)
+    if isinstance(exc, OSError) and exc.errno in NO_ROUTE_ERRNOS:
+        return SshFault.NETWORK_DOWN, f"{SshFault.NETWORK_DOWN.value} ({exc.strerror})"
     timed_out = deadline_passed or _is_timeout(exc)
     if phase is Phase.CONNECT:
         if timed_out:
-            return CONNECT_TIMEOUT
+            return _plain(SshFault.CONNECT_TIMEOUT)
     elif phase is Phase.COMMAND:
         if timed_out:
-            return COMMAND_TIMEOUT
+            return _plain(SshFault.COMMAND_TIMEOUT)
     elif timed_out or _looks_hung(exc):
-        return HUNG
+        return _plain(SshFault.HUNG)
+    if _hung_up(exc):
+        return _plain(SshFault.CONNECTION_LOST)
     text = str(exc).strip() or type(exc).__name__
-    return GENERIC_PREFIX + text.splitlines()[0][:200]
+    return SshFault.OTHER, GENERIC_PREFIX + text.splitlines()[0][:200]
+
+
+def _plain(fault: SshFault) -> tuple[SshFault, str]:
+    return fault, fault.value
+
+
+def _hung_up(exc: BaseException) -> bool:
+    """The server closed or reset the connection (EOF, RST) before the probe was done."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, EOFError | ConnectionResetError | ConnectionAbortedError
+                      | BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -439,10 +467,14 @@ class FabricSshProber:
     def probe(self, target: VMTarget, timeout: float) -> SshProbeResult:
         start = time.monotonic()
         deadline = start + timeout
+        if not target.ssh_resolved:
+            return _Failure(SshFault.OTHER, GENERIC_PREFIX + "no SSH address, user or key "
+                            "resolved for this VM").result(start)
         slot = self._slot(target)
         if not slot.lock.acquire(timeout=max(0.0, timeout)):
-            busy = GENERIC_PREFIX + "an earlier probe of this VM is still running"
-            return SshProbeResult(False, busy, None, time.monotonic() - start)
+            # The earlier probe is stuck past its own deadline: as good as hung.
+            return _Failure(SshFault.HUNG, SshFault.HUNG.value + ": an earlier probe of "
+                            "this VM is still running").result(start)
         try:
             result = self._probe_locked(target, slot, start, deadline)
             self._keep_bounded(_key(target), slot)
@@ -526,7 +558,7 @@ class FabricSshProber:
             except _Failure as failure:
                 _drop(slot)
                 if not failure.lost or time.monotonic() >= deadline:
-                    return SshProbeResult(False, failure.reason, None, time.monotonic() - start)
+                    return failure.result(start)
         attempt = _Attempt()
         try:
             slot.transport = self._connect(target, attempt, deadline)
@@ -536,7 +568,7 @@ class FabricSshProber:
             _drop(slot)
             if attempt.transport is not None:
                 attempt.transport.close()
-            return SshProbeResult(False, failure.reason, None, time.monotonic() - start)
+            return failure.result(start)
 
     def _connect(
         self, target: VMTarget, attempt: _Attempt, deadline: float
@@ -546,17 +578,18 @@ class FabricSshProber:
         token = self._watchdog.watch(deadline + _WATCHDOG_GRACE, attempt.abort)
         phase = Phase.CONNECT
         try:
-            pkey = self._load_key(target.ssh_key)
+            host, user, key_path = _endpoint(target)
+            pkey = self._load_key(key_path)
             connect_deadline = min(deadline, time.monotonic() + self.connect_timeout)
             attempt.sock = socket.create_connection(
-                (target.ssh_host, target.ssh_port), timeout=_left(connect_deadline)
+                (host, target.ssh_port), timeout=_left(connect_deadline)
             )
             attempt.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self.connections_opened += 1
             phase = Phase.HANDSHAKE
             transport = attempt.transport = _transport_class()(attempt.sock)
-            name = host_key_name(target.ssh_host, target.ssh_port)
+            name = host_key_name(host, target.ssh_port)
             known = self._hosts().known(name)
             _prefer_key_types(transport, known)
             _prefer_aead_ciphers(transport)
@@ -566,7 +599,7 @@ class FabricSshProber:
             self._hosts().verify(name, server_key)
             phase = Phase.AUTH
             transport.auth_timeout = _left(deadline)
-            transport.auth_publickey(target.ssh_user, pkey)
+            transport.auth_publickey(user, pkey)
             if not transport.is_authenticated():
                 raise paramiko.AuthenticationException("partial authentication only")
             return transport
@@ -574,7 +607,7 @@ class FabricSshProber:
             raise
         except Exception as exc:
             passed = attempt.aborted or time.monotonic() >= deadline
-            raise _Failure(classify_failure(exc, phase, passed)) from exc
+            raise _Failure(*classify_failure(exc, phase, passed)) from exc
         finally:
             self._watchdog.cancel(token)
 
@@ -609,11 +642,11 @@ class FabricSshProber:
                 attempt.channel = None
         except Exception as exc:
             passed = attempt.aborted or time.monotonic() >= deadline
-            reason = classify_failure(exc, phase, passed)
+            fault, reason = classify_failure(exc, phase, passed)
             lost = not passed and not transport.is_active()
-            if lost and reason.startswith(GENERIC_PREFIX):
-                reason = GENERIC_PREFIX + "connection lost"
-            raise _Failure(reason, lost=lost) from exc
+            if lost and fault is SshFault.OTHER:
+                fault, reason = _plain(SshFault.CONNECTION_LOST)
+            raise _Failure(fault, reason, lost=lost) from exc
         finally:
             self._watchdog.cancel(token)
 
@@ -636,9 +669,12 @@ class FabricSshProber:
                 return cached[1]
             pkey = paramiko.PKey.from_path(path)
         except paramiko.PasswordRequiredException as exc:
-            raise _Failure(AUTH_FAILED) from exc
+            raise _Failure(SshFault.KEY_UNREADABLE,
+                           f"{SshFault.KEY_UNREADABLE.value}: {path} needs a passphrase") from exc
         except (OSError, paramiko.SSHException, ValueError) as exc:
-            raise _Failure(f"{GENERIC_PREFIX}cannot read private key {path}: {exc}") from exc
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise _Failure(SshFault.KEY_UNREADABLE,
+                           f"{SshFault.KEY_UNREADABLE.value}: {path}: {detail}") from exc
         with self._lock:
             self._keys[str(path)] = (stamp, pkey)
         return pkey
@@ -675,7 +711,13 @@ def _transport_class() -> type[paramiko.Transport]:
 
 
 def _key(target: VMTarget) -> _TargetKey:
-    return (target.ssh_host, target.ssh_port, target.ssh_user, target.ssh_key)
+    host, user, key = _endpoint(target)
+    return (host, target.ssh_port, user, key)
+
+
+def _endpoint(target: VMTarget) -> tuple[str, str, str]:
+    """Host, user and key of a resolved target (``probe`` checks ``ssh_resolved`` first)."""
+    return (target.ssh_host or "", target.ssh_user or "", target.ssh_key or "")
 
 
 def _left(deadline: float) -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from azlin_lifecycle.adapters.ssh import FabricSshProber
-from azlin_lifecycle.models import VMTarget
+from azlin_lifecycle.models import SshFault, VMTarget
 from azlin_lifecycle.paths import known_hosts_path
 from tests.support.sshd import SshServer, free_port, keygen
 
@@ -117,13 +117,14 @@ def test_wrong_key_is_authentication_failed(
     assert (result.reachable, result.reason) == (False, "authentication failed")
 
 
-def test_unreadable_key_is_a_generic_ssh_error(
+def test_missing_key_is_key_unreadable(
     sshd: SshServer, prober: FabricSshProber, tmp_path: Path
 ) -> None:
     result = prober.probe(target_for(sshd, key=tmp_path / "missing"), timeout=10)
     assert not result.reachable
     assert result.reason is not None
-    assert result.reason.startswith("ssh error: cannot read private key")
+    assert result.fault is SshFault.KEY_UNREADABLE
+    assert result.reason.startswith("private key missing or unreadable: ")
 
 
 def test_second_probe_reuses_the_connection(sshd: SshServer, prober: FabricSshProber) -> None:

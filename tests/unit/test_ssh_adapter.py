@@ -21,53 +21,73 @@ from azlin_lifecycle.adapters.ssh import (
     classify_failure,
     host_key_name,
 )
+from azlin_lifecycle.models import SshFault
+
+F = SshFault
 
 
 @pytest.mark.parametrize(
-    ("exc", "phase", "passed", "reason"),
+    ("exc", "phase", "passed", "fault", "reason"),
     [
-        (ConnectionRefusedError(111, "Connection refused"), Phase.CONNECT, False,
+        (ConnectionRefusedError(111, "Connection refused"), Phase.CONNECT, False, F.REFUSED,
          "connection refused"),
-        (TimeoutError("timed out"), Phase.CONNECT, False, "timed out"),
-        (OSError(113, "No route to host"), Phase.CONNECT, False, "ssh error: [Errno 113] No route to host"),
+        (TimeoutError("timed out"), Phase.CONNECT, False, F.CONNECT_TIMEOUT, "timed out"),
+        (OSError(113, "No route to host"), Phase.CONNECT, False, F.NETWORK_DOWN,
+         "monitor's network unreachable (No route to host)"),
+        (OSError(101, "Network is unreachable"), Phase.CONNECT, False, F.NETWORK_DOWN,
+         "monitor's network unreachable (Network is unreachable)"),
         (socket.gaierror(-2, "Name or service not known"), Phase.CONNECT, False,
-         "name resolution failed"),
+         F.NAME_RESOLUTION, "name resolution failed"),
         (socket.gaierror(-3, "Temporary failure in name resolution"), Phase.CONNECT, False,
-         "name resolution failed"),
+         F.NAME_RESOLUTION, "name resolution failed"),
         (paramiko.SSHException("Error reading SSH protocol banner"), Phase.HANDSHAKE, False,
+         F.HUNG, "timed out (hung)"),
+        (paramiko.SSHException("No existing session"), Phase.HANDSHAKE, False, F.HUNG,
          "timed out (hung)"),
-        (paramiko.SSHException("No existing session"), Phase.HANDSHAKE, False,
+        (paramiko.SSHException("Negotiation failed."), Phase.HANDSHAKE, True, F.HUNG,
          "timed out (hung)"),
-        (paramiko.SSHException("Negotiation failed."), Phase.HANDSHAKE, True, "timed out (hung)"),
-        (paramiko.SSHException("Timeout opening channel."), Phase.SESSION, False,
+        (paramiko.SSHException("Timeout opening channel."), Phase.SESSION, False, F.HUNG,
          "timed out (hung)"),
         (paramiko.AuthenticationException("Authentication failed."), Phase.AUTH, False,
-         "authentication failed"),
+         F.AUTH_FAILED, "authentication failed"),
         (paramiko.BadAuthenticationType("Bad authentication type", ["password"]), Phase.AUTH,
-         False, "authentication failed"),
-        (paramiko.AuthenticationException("Authentication timeout."), Phase.AUTH, False,
+         False, F.AUTH_FAILED, "authentication failed"),
+        (paramiko.PasswordRequiredException("Private key file is encrypted"), Phase.CONNECT,
+         False, F.KEY_UNREADABLE, "private key missing or unreadable: it needs a passphrase"),
+        (paramiko.AuthenticationException("Authentication timeout."), Phase.AUTH, False, F.HUNG,
          "timed out (hung)"),
-        (HostKeyChanged("x"), Phase.HANDSHAKE, False, "host key changed"),
-        (TimeoutError(), Phase.COMMAND, False, "command timed out"),
-        (paramiko.SSHException("Channel closed."), Phase.COMMAND, True, "command timed out"),
+        (HostKeyChanged("x"), Phase.HANDSHAKE, False, F.HOST_KEY_CHANGED, "host key changed"),
+        (TimeoutError(), Phase.COMMAND, False, F.COMMAND_TIMEOUT, "command timed out"),
+        (paramiko.SSHException("Channel closed."), Phase.COMMAND, True, F.COMMAND_TIMEOUT,
+         "command timed out"),
+        (ConnectionResetError(104, "Connection reset by peer"), Phase.HANDSHAKE, False,
+         F.CONNECTION_LOST, "connection lost"),
         (paramiko.SSHException("Incompatible version (1.5 instead of 2.0)"), Phase.HANDSHAKE,
-         False, "ssh error: Incompatible version (1.5 instead of 2.0)"),
+         False, F.OTHER, "ssh error: Incompatible version (1.5 instead of 2.0)"),
     ],
 )
-def test_classify_failure(exc: BaseException, phase: Phase, passed: bool, reason: str) -> None:
-    assert classify_failure(exc, phase, passed) == reason
+def test_classify_failure(exc: BaseException, phase: Phase, passed: bool, fault: SshFault,
+                          reason: str) -> None:
+    assert classify_failure(exc, phase, passed) == (fault, reason)
 
 
-def test_banner_eof_is_not_hung() -> None:
+def test_only_guest_side_faults_count_toward_a_restart() -> None:
+    guest = {f for f in SshFault if f.guest_side}
+    assert guest == {F.REFUSED, F.CONNECT_TIMEOUT, F.HUNG, F.CONNECTION_LOST,
+                     F.COMMAND_TIMEOUT}
+    needs_you = {f for f in SshFault if f.needs_you}
+    assert needs_you == set(SshFault) - guest - {F.NOT_APPLICABLE}
+
+
+def test_banner_eof_is_a_lost_connection_not_hung() -> None:
     try:
         try:
             raise EOFError()
         except EOFError as eof:
             raise paramiko.SSHException("Error reading SSH protocol banner") from eof
     except paramiko.SSHException as exc:
-        assert classify_failure(exc, Phase.HANDSHAKE, False) == (
-            "ssh error: Error reading SSH protocol banner"
-        )
+        assert classify_failure(exc, Phase.HANDSHAKE, False) == (F.CONNECTION_LOST,
+                                                                 "connection lost")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +103,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> list[paramiko.PKey]:
 
 def test_bad_host_key_exception_is_host_key_changed(keys: list[paramiko.PKey]) -> None:
     exc = paramiko.BadHostKeyException("h", keys[0], keys[1])
-    assert classify_failure(exc, Phase.HANDSHAKE, False) == "host key changed"
+    assert classify_failure(exc, Phase.HANDSHAKE, False) == (F.HOST_KEY_CHANGED,
+                                                             "host key changed")
 
 
 def test_host_key_name() -> None:
