@@ -256,6 +256,8 @@ class HealingSettings:
     max_in_flight: int = 0
     restart_timeout_seconds: int = 600
     escalate_after_failed_restarts: int = 0
+    agent_ready_override_failures: int = 10
+    agent_status_max_age_seconds: int = 600
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,8 @@ SECTION_RULES: dict[str, dict[str, Rule]] = {
         "max_in_flight": _int(0, 100000),
         "restart_timeout_seconds": _int(10, 7200),
         "escalate_after_failed_restarts": _int(0, 100),
+        "agent_ready_override_failures": _int(0, 1000),
+        "agent_status_max_age_seconds": _int(60, 86400),
     },
     "hooks": {
         "timeout_seconds": _number(0.1, 3600),

@@ -68,6 +68,7 @@ class DaemonStatus:
     last_sweep: dt.datetime | None = None
     healthy: int = 0
     failing: list[str] = field(default_factory=list)
+    needs_you: dict[str, str] = field(default_factory=dict)  # vm -> what to fix
     held: dict[str, str] = field(default_factory=dict)
     breaker_open: bool = False
     repairs_in_flight: list[str] = field(default_factory=list)
@@ -116,6 +117,7 @@ class LifecycleDaemon:
         self._done: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
         self._dirty = True  # the status line needs recomputing
         self._in_flight: set[str] = set()
+        self._unannounced: set[str] = set()  # healthy during its repair, not yet announced
         self._breaker_open = False
         self._last_sweep: dt.datetime | None = None
         self._status_text = ""
@@ -170,7 +172,8 @@ class LifecycleDaemon:
             monitored_vms=enabled,
             last_sweep=self._last_sweep,
             healthy=sum(1 for s in latest if s.healthy),
-            failing=sorted(s.vm_name for s in latest if _counts_as_failing(s)),
+            failing=sorted(s.vm_name for s in latest if s.failing),
+            needs_you={s.vm_name: s.reason or "" for s in latest if s.needs_you},
             held=held,
             breaker_open=self._breaker_open,
             repairs_in_flight=sorted(self._in_flight),
@@ -388,7 +391,7 @@ class LifecycleDaemon:
         return FleetView(
             monitored=len(enabled),
             running=len(running),
-            failing=sum(1 for s in running if _counts_as_failing(s)),
+            failing=sum(1 for s in running if s.failing),
             in_flight=len(self._in_flight),
             breaker_open=self._breaker_open,
         )
@@ -444,11 +447,19 @@ class LifecycleDaemon:
                                                    "previous_state": prev.state.value})
         if status.healthy:
             self._last_healthy[vm] = status.timestamp.timestamp()
-            if prev is None or not prev.healthy:
+            if prev is None or not prev.healthy or vm in self._unannounced:
+                if vm in self._in_flight:
+                    # Healthy before Azure said the repair ended: on_restart comes first,
+                    # so "healthy again" waits for the next check after the repair.
+                    self._unannounced.add(vm)
+                    return
+                self._unannounced.discard(vm)
                 log_event(log, Event.VM_HEALTHY, f"{vm}: healthy again" if prev else
                           f"{vm}: healthy", vm=vm, power_state=status.state)
                 self._fire(HookType.ON_HEALTHY, vm, {"state": status.state.value})
                 self.store.set_held_reasons({vm: None})
+        else:
+            self._unannounced.discard(vm)
 
     def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
         vm = status.vm_name
@@ -458,16 +469,17 @@ class LifecycleDaemon:
         if decision.dry_run:
             self.healer.record_dry_run(vm, decision)
             return
-        self._start_repair(vm, decision.action, decision.reason)
+        self._start_repair(vm, decision.action, decision.reason, decision.evidence)
 
-    def _start_repair(self, vm: str, action: RepairAction, reason: str) -> None:
+    def _start_repair(self, vm: str, action: RepairAction, reason: str,
+                      evidence: str | None) -> None:
         self._in_flight.add(vm)
         self._dirty = True
 
         def run() -> None:
             outcome: RestartResult | BaseException
             try:
-                outcome = self.healer.repair(vm, action, reason)
+                outcome = self.healer.repair(vm, action, reason, evidence)
             except BaseException as exc:  # recorded and logged by the loop
                 outcome = exc
             self._done.put(("repair", vm, outcome))
@@ -509,12 +521,19 @@ class LifecycleDaemon:
             text = "0 VMs monitored (add one: azlin lifecycle enable VM)"
         else:
             latest = [self._latest[v] for v in enabled if v in self._latest]
-            failing = sorted(s.vm_name for s in latest if s.ssh_checked and not s.healthy)
             healthy = sum(1 for s in latest if s.healthy)
-            text = f"{len(enabled)} VMs: {healthy} healthy, {len(failing)} failing"
-            if failing:
-                shown = ", ".join(failing[:3]) + (", ..." if len(failing) > 3 else "")
-                text += f" ({shown})"
+            text = f"{len(enabled)} VMs: {healthy} healthy"
+            for label, names in (
+                ("failing", [s.vm_name for s in latest if s.failing]),
+                ("need you", [s.vm_name for s in latest if s.needs_you]),
+                ("recovering", [s.vm_name for s in latest if s.ssh_checked and not s.healthy
+                                and not s.failing and not s.needs_you]),
+            ):
+                if names or label == "failing":
+                    text += f", {len(names)} {label}"
+                if names:
+                    names.sort()
+                    text += " (" + ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") + ")"
             for state in (VMState.STOPPED, VMState.DEALLOCATED, VMState.NOT_FOUND):
                 count = sum(1 for s in latest if s.state is state)
                 if count:
@@ -615,11 +634,6 @@ def exit_abandoning_workers(code: int = 0) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def _counts_as_failing(status: HealthStatus) -> bool:
-    """A counted failure of a VM that should be up (not booting, not stopped)."""
-    return status.ssh_checked and not status.healthy and status.ssh_failures > 0
 
 
 def _mtime(path: Path) -> int | None:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from .component import ConfiguredComponent
 from .config import HookType, LifecycleConfig
-from .errors import SelfHealingError
+from .errors import HealthCheckError, SelfHealingError
 from .events import Event, log_event
-from .models import HealthFailure, RepairAction, RestartResult, VMState, utcnow
-from .policy import Decision, FleetView, decide
+from .models import HealthFailure, PowerInfo, RepairAction, RestartResult, VMState, utcnow
+from .policy import GUEST_REPAIRS, Decision, FleetView, corroborate, decide
 from .ports import AzureOperationError, ComputeApi, HookRunner
 from .state import StateStore
 from .targets import resolve_target
@@ -73,9 +73,10 @@ class SelfHealer(ConfiguredComponent):
             )
         now = self._clock()
         window = self.config.healing.budget_window_seconds
-        return decide(
-            self.config.vms[vm_name],
-            self.config.healing,
+        vm, healing = self.config.vms[vm_name], self.config.healing
+        decision = decide(
+            vm,
+            healing,
             failure,
             self.store.repairs(vm_name, since=now - max(window, 7 * 86400)),
             grace_until=self.store.healing_state(vm_name).grace_until,
@@ -83,6 +84,17 @@ class SelfHealer(ConfiguredComponent):
             fleet=fleet or FleetView(monitored=len(self.config.enabled_vms())),
             last_healthy=last_healthy,
         )
+        if decision.action in GUEST_REPAIRS:
+            view, error = self._guest_view(vm_name)
+            decision = corroborate(vm, healing, failure, decision, view, error, now)
+        return decision
+
+    def _guest_view(self, vm_name: str) -> tuple[PowerInfo | None, str | None]:
+        """Azure's instance view of the VM now (one GET), or why it could not be read."""
+        try:
+            return self.compute.instance_view(resolve_target(self.config, vm_name)), None
+        except (AzureOperationError, HealthCheckError) as exc:
+            return None, str(exc)
 
     def should_restart(self, vm_name: str, failure: HealthFailure) -> bool:
         """Would a repair be started now (restart policy and every safety check)?"""
@@ -97,17 +109,21 @@ class SelfHealer(ConfiguredComponent):
             return None
         if decision.dry_run:
             return self.record_dry_run(vm_name, decision)
-        return self.repair(vm_name, decision.action, reason=decision.reason)
+        return self.repair(vm_name, decision.action, reason=decision.reason,
+                           evidence=decision.evidence)
 
     def plan(self, vm_name: str, failure: HealthFailure, fleet: FleetView | None = None,
              last_healthy: float | None = None) -> Decision:
         """Decide, log the decision, record any hold, and fire ``on_failure``."""
         decision = self.decide(vm_name, failure, fleet, last_healthy)
         self.store.set_held_reasons({vm_name: decision.reason if decision.held else None})
+        if decision.evidence is not None:
+            self.store.set_evidence(vm_name, decision.evidence)
         if decision.held:
             log_event(log, Event.HEALING_HELD, f"{vm_name}: {decision.reason}", vm=vm_name,
                       level=logging.WARNING, hold=decision.hold_kind,
-                      failure_count=failure.failure_count, reason=decision.reason)
+                      failure_count=failure.failure_count, reason=decision.reason,
+                      evidence=decision.evidence)
         if not failure.state.stopped_on_purpose and failure.state is not VMState.STARTING:
             self.hooks.execute_hook_async(
                 HookType.ON_FAILURE, vm_name,
@@ -124,7 +140,8 @@ class SelfHealer(ConfiguredComponent):
         self.store.begin_repair(vm_name, decision.action, dry_run=True, grace_until=0.0,
                                 now=self._clock())
         log_event(log, Event.RESTART_WOULD, f"{vm_name}: {decision.reason}", vm=vm_name,
-                  level=logging.WARNING, action=decision.action, reason=decision.reason)
+                  level=logging.WARNING, action=decision.action, reason=decision.reason,
+                  evidence=decision.evidence)
         return RestartResult(vm_name=vm_name, success=True, action=decision.action, dry_run=True)
 
     def restart_vm(self, vm_name: str) -> RestartResult:
@@ -132,7 +149,8 @@ class SelfHealer(ConfiguredComponent):
         self._vm(vm_name)
         return self.repair(vm_name, RepairAction.RESTART, reason="requested")
 
-    def repair(self, vm_name: str, action: RepairAction, reason: str) -> RestartResult:
+    def repair(self, vm_name: str, action: RepairAction, reason: str,
+               evidence: str | None = None) -> RestartResult:
         """Carry out one repair: intent first, then Azure, then outcome, grace and hooks."""
         healing = self.config.healing
         target = resolve_target(self.config, vm_name)
@@ -145,7 +163,7 @@ class SelfHealer(ConfiguredComponent):
         event = Event.ESCALATION_REDEPLOY if action is RepairAction.REDEPLOY else \
             Event.RESTART_REQUESTED
         log_event(log, event, f"{vm_name}: {action.value} requested: {reason}", vm=vm_name,
-                  level=logging.WARNING, action=action, reason=reason)
+                  level=logging.WARNING, action=action, reason=reason, evidence=evidence)
         error: str | None = None
         try:
             operation = {

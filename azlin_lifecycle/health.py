@@ -6,6 +6,11 @@ that Azure reports stopped is not an SSH failure. Consecutive SSH failures are c
 per VM (thread-safe), reset when the VM is healthy, not counted during the grace
 period after a repair, and seeded from the persisted history when a new monitor starts.
 
+Only guest-side faults count (refused, timed out, hung, connection lost, command timed
+out: see :class:`~azlin_lifecycle.models.SshFault`). A fault a restart cannot fix —
+authentication, a changed host key, a name that does not resolve, a missing key, the
+monitor's own network — "needs you": the reason says what to fix, and the count is reset.
+
 The monitor takes its adapters (``compute``, ``ssh``) as arguments; by default it
 builds the real Azure SDK and fabric ones from the configuration.
 """
@@ -27,11 +32,13 @@ from .models import (
     HealthFailure,
     HealthStatus,
     PowerInfo,
+    SshFault,
     SshProbeResult,
     VMMetrics,
     VMState,
     VMTarget,
 )
+from .paths import host_key_name, known_hosts_path
 from .ports import AzureOperationError, ComputeApi, SshProber
 from .state import StateStore
 from .targets import resolve_target
@@ -179,48 +186,48 @@ class HealthMonitor(ConfiguredComponent):
         probe: SshProbeResult | None = None
         if state in SSH_STATES:
             probe = self.ssh.probe(target, self.config.daemon.ssh_timeout_seconds)
-        status = self._evaluate(target.name, power, azure_error, probe,
-                                time.monotonic() - started)
+        status = self._evaluate(target, power, azure_error, probe, time.monotonic() - started)
         self.store.add_checks([status])
         return status
 
     # ------------------------------------------------------------------ counting
     def _evaluate(
         self,
-        vm: str,
+        vm: VMTarget,
         power: PowerInfo | None,
         azure_error: str | None,
         probe: SshProbeResult | None,
         duration: float,
     ) -> HealthStatus:
         state = power.state if power else VMState.UNKNOWN
-        in_grace = self.store.healing_state(vm).grace_until > self._clock()
-        with self._vm_locks[vm]:
-            count = self._current_failures(vm)
-            if probe is None:
-                count = 0  # not running (or unknown to Azure): not an SSH failure
-            elif probe.reachable:
+        in_grace = self.store.healing_state(vm.name).grace_until > self._clock()
+        fault = None if probe is None or probe.reachable else probe.fault
+        with self._vm_locks[vm.name]:
+            count = self._current_failures(vm.name)
+            if probe is None or probe.reachable or in_grace:
+                # not running (or unknown to Azure); healthy; booting after a repair
                 count = 0
-            elif in_grace:
-                count = 0  # booting after a repair: failures don't count
-            else:
+            elif fault is None or fault.guest_side:  # a prober that does not classify: guest
                 count += 1
+            else:
+                count = 0  # a restart cannot fix it: never counts toward one
             with self._lock:
-                self._failures[vm] = count
+                self._failures[vm.name] = count
         healthy = probe is not None and probe.reachable
         return HealthStatus(
-            vm_name=vm,
+            vm_name=vm.name,
             state=state,
             ssh_reachable=healthy,
             ssh_failures=count,
             healthy=healthy,
-            reason=None if healthy else _reason(state, power, azure_error, probe, in_grace),
+            reason=None if healthy else _reason(vm, state, power, azure_error, probe, in_grace),
             provisioning_state=power.provisioning_state if power else None,
             agent_status=power.agent_status if power else None,
             metrics=probe.metrics if probe else None,
             ssh_checked=probe is not None,
             check_duration_seconds=duration,
             timestamp=models.utcnow(),
+            fault=fault,
         )
 
     def _current_failures(self, vm: str) -> int:
@@ -254,6 +261,7 @@ class HealthMonitor(ConfiguredComponent):
 
 
 def _reason(
+    target: VMTarget,
     state: VMState,
     power: PowerInfo | None,
     azure_error: str | None,
@@ -265,11 +273,35 @@ def _reason(
     if probe is None:
         return f"VM is {state.value} in Azure"
     text = f"SSH {probe.reason or 'failed'}"
+    if probe.fault is not None and probe.fault.needs_you:
+        text += f": {fault_hint(probe.fault, target)}; a restart cannot fix this (not counted)"
     if azure_error:
         text += f"; Azure: {azure_error}"
     if in_grace:
         text += " (grace period after a repair: not counted)"
     return text
+
+
+def fault_hint(fault: SshFault, target: VMTarget) -> str:
+    """What a person should fix for a fault on the monitor's side or in the config."""
+    vm, host, port = target.name, target.ssh_host, target.ssh_port
+    hints = {
+        SshFault.AUTH_FAILED:
+            f"the VM refused key {target.ssh_key} for user {target.ssh_user}; check ssh_user "
+            f"and ssh_key (azlin lifecycle show {vm})",
+        SshFault.HOST_KEY_CHANGED:
+            f"{host}:{port} presents a host key other than the one recorded in "
+            f"{known_hosts_path()}; if the VM was rebuilt, remove the old entry "
+            f"(ssh-keygen -R '{host_key_name(host or '', port)}' -f {known_hosts_path()})",
+        SshFault.NAME_RESOLUTION:
+            f"{host!r} does not resolve; fix ssh_host, or unset it to use the address Azure "
+            "reports",
+        SshFault.KEY_UNREADABLE:
+            "set ssh_key to a readable private key without a passphrase",
+        SshFault.NETWORK_DOWN:
+            f"this machine has no route to {host}; check the monitor's own network",
+    }
+    return hints.get(fault, f"check the VM's SSH settings (azlin lifecycle show {vm})")
 
 
 def failure_of(status: HealthStatus) -> HealthFailure:

@@ -172,7 +172,15 @@ class HealthStatus:
     @property
     def needs_you(self) -> bool:
         """Failing for a reason a restart cannot fix (auth, host key, DNS, key, network)."""
-        return self.fault is not None and self.fault.needs_you
+        return not self.healthy and self.fault is not None and self.fault.needs_you
+
+    @property
+    def failing(self) -> bool:
+        """A counted failure of a VM that should be up: the one definition that the status
+        line, ``get_status()`` and the circuit breaker use. Not failing: healthy, stopped or
+        unknown to Azure (not SSH-checked), in the grace period after a repair, or a fault a
+        restart cannot fix (that one "needs you")."""
+        return self.ssh_checked and not self.healthy and self.ssh_failures > 0
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict (the persisted history format)."""

@@ -31,6 +31,11 @@ def known_hosts_path() -> Path:
     return config_dir() / "known_hosts"
 
 
+def host_key_name(host: str, port: int) -> str:
+    """The name OpenSSH gives ``host``:``port`` in a known_hosts file."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
 def state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME")
     root = Path(base).expanduser() if base else Path.home() / ".local" / "state"

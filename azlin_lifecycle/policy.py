@@ -8,18 +8,20 @@ person can read, because users must never wonder why nothing happens.
 Safety mechanisms, in the order they are checked:
 restart policy -> grace period -> repair already in flight -> restart budget ->
 exponential backoff -> fleet circuit breaker -> cap on repairs in flight ->
-(escalation to redeploy) -> dry run.
+(escalation to redeploy) -> dry run; then, only for a restart or redeploy that would go
+ahead, :func:`corroborate` with Azure's own view of the guest (one instance view).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .config import HealingSettings, MonitoringConfig, RestartPolicy
-from .models import HealthFailure, RepairAction, VMState
+from .models import HealthFailure, PowerInfo, RepairAction, VMState
 from .state import RepairRecord
 
 
@@ -40,7 +42,9 @@ class Decision:
     reason: str
     held: bool = False  # a repair was due but a safety mechanism held it back
     dry_run: bool = False
-    hold_kind: str | None = None  # grace | in_flight | budget | backoff | breaker | cap
+    # grace | in_flight | budget | backoff | breaker | cap | agent_ready
+    hold_kind: str | None = None
+    evidence: str | None = None  # Azure's view of the guest, when it was asked
 
 
 def in_flight_cap(healing: HealingSettings, fleet_size: int) -> int:
@@ -166,3 +170,84 @@ def decide(
     if dry_run:
         return Decision(action, f"dry run: would {action.value}: {why}", dry_run=True)
     return Decision(action, why)
+
+
+# --------------------------------------------------------------------------- corroboration
+GUEST_REPAIRS = (RepairAction.RESTART, RepairAction.REDEPLOY)
+
+
+def guest_evidence(view: PowerInfo, now: float, max_age: float) -> tuple[bool | None, str]:
+    """What Azure says of the guest OS: (alive?, in words). None: Azure cannot tell.
+
+    The VM agent runs inside the guest and reports to Azure; "Ready" with a recent time
+    means the OS is up. The Application Health extension's ``vmHealth`` is the user's own
+    probe of the workload. Either saying unhealthy corroborates a failed SSH check.
+    """
+    if view.vm_health == "unhealthy":
+        return False, "Application Health extension: unhealthy"
+    agent = view.agent_status
+    if agent and agent.lower() != "ready":
+        return False, f"VM agent: {agent}" + (f" ({view.agent_message})" if view.agent_message
+                                              else "")
+    if agent:
+        words = "VM agent: Ready"
+        if view.agent_time is not None:
+            age = now - view.agent_time.timestamp()
+            if age > max_age:
+                return None, f"VM agent: Ready, but last reported {_span(age)} ago (stale)"
+            words += f" (reported {_at(view.agent_time.timestamp())})"
+        if view.vm_health == "healthy":
+            words += "; Application Health extension: healthy"
+        return True, words
+    if view.vm_health == "healthy":
+        return True, "Application Health extension: healthy"
+    return None, "Azure reports no VM agent status"
+
+
+def corroborate(
+    vm: MonitoringConfig,
+    healing: HealingSettings,
+    failure: HealthFailure,
+    decision: Decision,
+    view: PowerInfo | None,
+    view_error: str | None,
+    now: float,
+) -> Decision:
+    """Check a restart or redeploy that would go ahead against Azure's view of the guest.
+
+    Agent Ready (and recent) or vmHealth healthy while SSH fails means the guest OS is
+    alive: the restart is held, unless the failures have gone on to
+    ``agent_ready_override_failures`` in a row (0: never while the agent says Ready).
+    Agent Not Ready or vmHealth unhealthy corroborate, and the repair goes ahead; so it
+    does when Azure cannot tell. The evidence is kept in the decision either way.
+    """
+    if decision.action not in GUEST_REPAIRS:
+        return decision
+    if view is None:
+        words = f"Azure's view of the guest unavailable ({view_error or 'no answer'})"
+        return dataclasses.replace(decision, reason=f"{decision.reason}; {words}",
+                                   evidence=words)
+    if view.state not in (VMState.RUNNING, VMState.UNKNOWN):
+        return Decision(None, f"{failure.reason}; Azure now reports the VM "
+                        f"{view.state.value.replace('_', ' ')}: not restarting",
+                        evidence=f"power state: {view.state.value}")
+    alive, words = guest_evidence(view, now, healing.agent_status_max_age_seconds)
+    if not alive:
+        return dataclasses.replace(decision, reason=f"{decision.reason}; Azure: {words}",
+                                   evidence=words)
+    needed = max(healing.agent_ready_override_failures, vm.ssh_failure_threshold)
+    if healing.agent_ready_override_failures and failure.failure_count >= needed:
+        return dataclasses.replace(
+            decision, evidence=words,
+            reason=f"{decision.reason}; Azure: {words}, but SSH has failed "
+                   f"{failure.failure_count} times in a row (agent_ready_override_failures = "
+                   f"{healing.agent_ready_override_failures}): repairing anyway")
+    when = (f"once SSH has failed {needed} times in a row ([healing] "
+            "agent_ready_override_failures)" if healing.agent_ready_override_failures else
+            "not while it does ([healing] agent_ready_override_failures = 0)")
+    _, why = wanted_action(vm, failure)
+    return Decision(
+        None,
+        f"{why}; held back: Azure: {words} while SSH fails, so the guest OS is alive and SSH "
+        f"or the network on the way is the likelier culprit; repairing {when}",
+        held=True, dry_run=decision.dry_run, hold_kind="agent_ready", evidence=words)

@@ -9,6 +9,7 @@ systemd sees the attempt, counts it against the budget and respects its grace pe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS vm_state (
     vm TEXT PRIMARY KEY,
     grace_until REAL NOT NULL DEFAULT 0,
     held_reason TEXT,
-    updated REAL NOT NULL DEFAULT 0
+    updated REAL NOT NULL DEFAULT 0,
+    evidence TEXT                   -- Azure's view of the guest at the last decision
 );
 CREATE TABLE IF NOT EXISTS daemon (
     key TEXT PRIMARY KEY,
@@ -83,6 +85,7 @@ class VMHealingState:
     vm: str
     grace_until: float = 0.0
     held_reason: str | None = None
+    evidence: str | None = None  # what Azure said of the guest when a repair was decided
 
 
 def default_db_path() -> Path:
@@ -102,6 +105,7 @@ class StateStore:
         self._enable_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self.path.chmod(0o600)
         self._inserts_since_prune = 0
 
@@ -115,6 +119,13 @@ class StateStore:
                 if attempt == 49:
                     raise
                 time.sleep(0.1)
+
+    def _migrate(self) -> None:
+        """Add columns that a database from an older version lacks (data kept)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(vm_state)")}
+        if "evidence" not in columns:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process won
+                self._db.execute("ALTER TABLE vm_state ADD COLUMN evidence TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -245,26 +256,36 @@ class StateStore:
     def healing_state(self, vm: str) -> VMHealingState:
         with self._lock:
             row = self._db.execute(
-                "SELECT vm, grace_until, held_reason FROM vm_state WHERE vm = ?", (vm,)
+                "SELECT vm, grace_until, held_reason, evidence FROM vm_state WHERE vm = ?",
+                (vm,)
             ).fetchone()
         return VMHealingState(*row) if row else VMHealingState(vm)
 
     def all_healing_states(self) -> dict[str, VMHealingState]:
         with self._lock:
-            rows = self._db.execute("SELECT vm, grace_until, held_reason FROM vm_state").fetchall()
+            rows = self._db.execute(
+                "SELECT vm, grace_until, held_reason, evidence FROM vm_state").fetchall()
         return {r[0]: VMHealingState(*r) for r in rows}
 
     def set_held_reasons(self, reasons: dict[str, str | None]) -> None:
         """Record why healing is held back per VM (None: not held), for `status`."""
-        if not reasons:
+        self._set_vm_column("held_reason", reasons)
+
+    def set_evidence(self, vm: str, evidence: str | None) -> None:
+        """Record Azure's view of the guest at a repair decision, for `status`."""
+        self._set_vm_column("evidence", {vm: evidence})
+
+    def _set_vm_column(self, column: str, values: dict[str, str | None]) -> None:
+        assert column in ("held_reason", "evidence")
+        if not values:
             return
         now = time.time()
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO vm_state (vm, held_reason, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT(vm) DO UPDATE SET held_reason = excluded.held_reason, "
+                f"INSERT INTO vm_state (vm, {column}, updated) VALUES (?, ?, ?) "
+                f"ON CONFLICT(vm) DO UPDATE SET {column} = excluded.{column}, "
                 "updated = excluded.updated",
-                [(vm, reason, now) for vm, reason in reasons.items()],
+                [(vm, value, now) for vm, value in values.items()],
             )
 
     # ------------------------------------------------------------------ daemon facts

@@ -79,7 +79,7 @@ LOGIN_HINT = "run `az login` (as the user the daemon runs as) and try again"
 
 # --------------------------------------------------------------------------- pure mapping
 def power_info_from_view(view: Mapping[str, Any] | None) -> PowerInfo:
-    """PowerInfo from an instance view: PowerState/*, ProvisioningState/*, vmAgent.
+    """PowerInfo from an instance view: PowerState/*, ProvisioningState/*, vmAgent, vmHealth.
 
     ``view`` is the REST JSON (Azure's names: ``statuses``, ``vmAgent``,
     ``displayStatus``) — a decoded response, or an azure-mgmt-compute model, which is a
@@ -95,11 +95,26 @@ def power_info_from_view(view: Mapping[str, Any] | None) -> PowerInfo:
             power = code
         elif code.startswith("ProvisioningState/") and provisioning is None:
             provisioning = code.split("/", 1)[1]
-    agent: str | None = None
-    agent_statuses = (view.get("vmAgent") or {}).get("statuses") or []
-    if agent_statuses:
-        agent = agent_statuses[0].get("displayStatus")
-    return PowerInfo(VMState.from_power_code(power), provisioning, agent)
+    agent = ((view.get("vmAgent") or {}).get("statuses") or [{}])[0]
+    health = ((view.get("vmHealth") or {}).get("status") or {}).get("code") or ""
+    return PowerInfo(
+        VMState.from_power_code(power), provisioning, agent.get("displayStatus"),
+        agent_time=_timestamp(agent.get("time")), agent_message=agent.get("message"),
+        vm_health=health.split("/", 1)[1].lower() if health.startswith("HealthState/") else None,
+    )
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    """An ISO 8601 time from JSON (an SDK model already holds a datetime)."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def view_of(vm: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 from .. import fsio
 from ..metrics_wire import METRICS_COMMAND, parse_metrics
 from ..models import SshFault, SshProbeResult, VMTarget
-from ..paths import expand, known_hosts_path
+from ..paths import expand, host_key_name, known_hosts_path
 
 if TYPE_CHECKING:
     import paramiko
@@ -176,11 +176,6 @@ def _looks_hung(exc: BaseException) -> bool:
         cause = exc.__cause__ or exc.__context__
         return not isinstance(cause, EOFError)  # EOF: the server hung up, not hung
     return "No existing session" in text
-
-
-def host_key_name(host: str, port: int) -> str:
-    """The known_hosts name OpenSSH uses for ``host``:``port``."""
-    return host if port == 22 else f"[{host}]:{port}"
 
 
 # --------------------------------------------------------------------------- host keys

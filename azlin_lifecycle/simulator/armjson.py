@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from .state import SimVM
@@ -65,19 +66,24 @@ def instance_view(vm: SimVM) -> dict[str, Any]:
         ],
     }
     if vm.power in ("running", "starting", "stopping"):
-        ready = vm.power == "running" and vm.booted
         view["vmAgent"] = {
             "vmAgentVersion": "2.9.1.1",
             "statuses": [
                 {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
-                 "message": "Guest Agent is running", "time": iso(vm.created)}
-                if ready else
+                 "message": "GuestAgent is running and accepting new configurations.",
+                 "time": iso(time.time())}  # a running agent reports all the time
+                if vm.agent_ready else
                 {"code": "ProvisioningState/Unavailable", "level": "Warning",
                  "displayStatus": "Not Ready",
-                 "message": "VM status blob is found but not yet populated."}
+                 "message": "VM Agent is unresponsive." if vm.booted else
+                 "VM status blob is found but not yet populated."}
             ],
             "extensionHandlers": [],
         }
+        if vm.app_health is not None and vm.power == "running":
+            view["vmHealth"] = {"status": {
+                "code": f"HealthState/{vm.app_health}", "level": "Info",
+                "displayStatus": vm.app_health.capitalize(), "time": iso(time.time())}}
     return view
 
 

@@ -100,6 +100,9 @@ class SimulatorClient(FleetFacts):
                       {"mode": str(SshMode(mode).value if isinstance(mode, SshMode) else mode),
                        "slow_seconds": slow_seconds})
 
+    def set_guest(self, name: str, agent: str = "auto", app_health: str | None = None) -> None:
+        self._request("POST", f"vms/{name}/guest", {"agent": agent, "app_health": app_health})
+
     def set_metrics(self, name: str, metrics: VMMetrics) -> None:
         self._request("POST", f"vms/{name}/metrics", dataclasses.asdict(metrics))
 

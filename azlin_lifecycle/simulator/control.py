@@ -47,6 +47,8 @@ def _vm_command(fleet: SimulatedFleet, name: str, command: str,
         fleet.set_power_state(name, str(args["state"]))
     elif command == "ssh":
         fleet.set_ssh_mode(name, str(args["mode"]), float(args.get("slow_seconds", 5.0)))
+    elif command == "guest":
+        fleet.set_guest(name, str(args.get("agent", "auto")), args.get("app_health"))
     elif command == "metrics":
         fleet.set_metrics(name, VMMetrics(**args))
     elif command == "fail-next":

@@ -16,7 +16,7 @@ from .arm_api import ArmApi
 from .azcli import LOGGED_OUT_FLAG, write_az
 from .facts import FleetFacts
 from .scheduler import Scheduler
-from .state import ArmError, FleetState, SimVM, SshMode
+from .state import APP_HEALTH_STATES, ArmError, FleetState, GuestAgent, SimVM, SshMode
 
 if TYPE_CHECKING:
     from .arm_server import ArmHttpsServer
@@ -184,6 +184,11 @@ class SimulatedFleet(FleetFacts):
                                  + ", ".join(m.value for m in SshMode)) from None
         self.state.set_ssh_mode(name, parsed, slow_seconds)
 
+    def set_guest(self, name: str, agent: GuestAgent | str = GuestAgent.AUTO,
+                  app_health: str | None = None) -> None:
+        """What the VM's agent and Application Health extension report to Azure."""
+        self.state.set_guest(name, _guest_agent(agent), _app_health(app_health))
+
     def set_metrics(self, name: str, metrics: VMMetrics) -> None:
         self._vm(name)
         self.state.set_metrics(name, metrics)
@@ -240,7 +245,8 @@ class SimulatedFleet(FleetFacts):
     def status(self) -> dict[str, Any]:
         with self.state.lock:
             vms = [{"name": vm.name, "power": vm.power, "provisioning": vm.provisioning,
-                    "booted": vm.booted, "ssh_mode": vm.ssh_mode.value,
+                    "booted": vm.booted, "ssh_mode": vm.ssh_mode.value, "agent": vm.agent.value,
+                    "agent_ready": vm.agent_ready, "app_health": vm.app_health,
                     "ssh": vm.ssh_effective.value, "ssh_port": vm.ssh_port,
                     "operation": None if vm.current is None else vm.current.action}
                    for vm in self.state.all()]
@@ -255,3 +261,18 @@ class SimulatedFleet(FleetFacts):
 
 def _metrics_reader(state: FleetState, name: str) -> Callable[[], VMMetrics]:
     return lambda: state.require(name).metrics
+
+
+def _guest_agent(value: GuestAgent | str) -> GuestAgent:
+    try:
+        return GuestAgent(value)
+    except ValueError:
+        raise SimulatorError(f"unknown agent state {value!r}; use one of "
+                             + ", ".join(a.value for a in GuestAgent)) from None
+
+
+def _app_health(value: str | None) -> str | None:
+    if value is not None and value not in APP_HEALTH_STATES:
+        raise SimulatorError(f"unknown application health {value!r}; use one of "
+                             + ", ".join(APP_HEALTH_STATES) + " (or none)")
+    return value

@@ -37,6 +37,18 @@ class SshMode(StrEnum):
     SLOW = "slow"
 
 
+class GuestAgent(StrEnum):
+    """What a VM's agent reports to Azure. AUTO: Ready while the VM runs, has booted and
+    its guest is not hung (a hung OS runs no agent); the others force it."""
+
+    AUTO = "auto"
+    READY = "ready"
+    NOT_READY = "not_ready"
+
+
+APP_HEALTH_STATES = ("healthy", "unhealthy", "unknown")
+
+
 class ArmError(Exception):
     """An ARM error answer: HTTP status, Azure's error code and message."""
 
@@ -101,6 +113,14 @@ class SimVM:
     current: Operation | None = None
     fail_next: dict[str, tuple[str, str]] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
+    agent: GuestAgent = GuestAgent.AUTO
+    app_health: str | None = None  # the Application Health extension's verdict, if installed
+
+    @property
+    def agent_ready(self) -> bool:
+        if self.power != "running" or self.agent is GuestAgent.NOT_READY:
+            return False
+        return self.agent is GuestAgent.READY or (self.booted and self.ssh_mode is not SshMode.HUNG)
 
     @property
     def ssh_effective(self) -> SshMode:
@@ -170,6 +190,11 @@ class FleetState:
     def set_metrics(self, name: str, metrics: VMMetrics) -> None:
         with self.lock:
             self.require(name).metrics = metrics
+
+    def set_guest(self, name: str, agent: GuestAgent, app_health: str | None) -> None:
+        with self.lock:
+            vm = self.require(name)
+            vm.agent, vm.app_health = GuestAgent(agent), app_health
 
     def fail_next_operation(self, name: str, action: str, code: str, message: str) -> None:
         _check_action(action)

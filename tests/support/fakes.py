@@ -7,7 +7,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from azlin_lifecycle.models import PowerInfo, SshProbeResult, VMMetrics, VMState, VMTarget
+from azlin_lifecycle.models import (
+    PowerInfo,
+    SshFault,
+    SshProbeResult,
+    VMMetrics,
+    VMState,
+    VMTarget,
+)
 from azlin_lifecycle.ports import AzureOperationError
 
 
@@ -18,11 +25,13 @@ class FakeCompute:
     calls: list[tuple[str, str]] = field(default_factory=list)
     list_calls: int = 0
     action_seconds: float = 0.0
+    # vm -> the VM agent's displayStatus in its instance view (none: Azure cannot tell)
+    agents: dict[str, str] = field(default_factory=dict)
 
     def instance_view(self, target: VMTarget) -> PowerInfo:
         self.calls.append(("instance_view", target.name))
         state = self.states.get(target.name, VMState.NOT_FOUND)
-        return PowerInfo(state, "succeeded", "Ready",
+        return PowerInfo(state, "succeeded", self.agents.get(target.name),
                          message="not found" if state is VMState.NOT_FOUND else None)
 
     def power_states(self, subscription_id: str, resource_group: str) -> Mapping[str, PowerInfo]:
@@ -57,7 +66,11 @@ class FakeSsh:
         with self.lock:
             self.probes.append(target.name)
         if target.name in self.down:
-            return SshProbeResult(False, self.down[target.name])
+            reason = self.down[target.name]
+            # The fault whose words the reason begins with (the longest: "timed out (hung)").
+            faults = sorted((f for f in SshFault if reason.startswith(f.value)),
+                            key=lambda f: len(f.value))
+            return SshProbeResult(False, reason, fault=faults[-1] if faults else None)
         return SshProbeResult(True, metrics=VMMetrics(cpu_percent=5.0, disk_percent=40.0))
 
     def forget(self, target: VMTarget) -> None:

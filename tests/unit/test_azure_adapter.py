@@ -26,11 +26,14 @@ from azlin_lifecycle.models import PowerInfo, VMState
 from tests.support.shared import require_shared
 
 # Every example that carries an instance view, and what it must map to.
+AGENT_RUNNING = "GuestAgent is running and accepting new configurations."
 EXPECTED = {
-    "VirtualMachine_Get_InstanceView.json": PowerInfo(VMState.RUNNING, "succeeded", "Ready"),
+    "VirtualMachine_Get_InstanceView.json": PowerInfo(
+        VMState.RUNNING, "succeeded", "Ready", agent_message=AGENT_RUNNING,
+        agent_time=dt.datetime(2019, 10, 14, 23, 11, 22, tzinfo=dt.UTC)),
     "VirtualMachine_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json": PowerInfo(
-        VMState.RUNNING, "succeeded", "Ready"
-    ),
+        VMState.RUNNING, "succeeded", "Ready", agent_message=AGENT_RUNNING,
+        agent_time=dt.datetime(2026, 4, 1, 23, 11, 22, tzinfo=dt.UTC)),
 }
 
 

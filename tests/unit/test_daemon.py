@@ -12,7 +12,7 @@ import pytest
 
 from azlin_lifecycle.config import LifecycleConfig, parse_toml, render_toml
 from azlin_lifecycle.daemon import LifecycleDaemon
-from azlin_lifecycle.models import VMState
+from azlin_lifecycle.models import RepairAction, VMState
 from azlin_lifecycle.state import StateStore
 from tests.support.fakes import FakeCompute, FakeSsh, RecordingHooks
 
@@ -87,7 +87,8 @@ def test_first_sweep_heals_the_failing_vm_and_greets_the_healthy(tmp_path: Path)
         wait_for(lambda: bool(h.hooks.of("on_restart")))
         status = h.daemon.get_status()
     assert h.compute.list_calls >= 1  # one list call for the group, not one per VM
-    assert not [c for c in h.compute.calls if c[0] == "instance_view"]
+    # No per-VM reads in the sweep; one instance view, at decision time, of the VM repaired.
+    assert [c for c in h.compute.calls if c[0] == "instance_view"] == [("instance_view", "vm2")]
     assert sorted(vm for vm, _ in h.hooks.of("on_healthy")) == ["vm1", "vm3"]
     (vm, ctx), = h.hooks.of("on_failure")
     assert vm == "vm2" and ctx["failure_count"] == 1 and ctx["reason"] == "SSH timed out (hung)"
@@ -204,3 +205,35 @@ def test_reload_events_name_the_file_version_they_read(
         wait_for(reloaded)
     line = next(x for x in "".join(seen).splitlines() if "config_reloaded" in x)
     assert f"config_mtime_ns={h.path.stat().st_mtime_ns}" in line
+
+
+def test_a_fault_a_restart_cannot_fix_needs_you_and_never_restarts(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.ssh.down["vm2"] = "authentication failed"
+    with h:
+        wait_for(h.checked(3))
+        wait_for(lambda: bool(h.hooks.of("on_failure")))
+        status = h.daemon.get_status()
+    assert not [c for c in h.compute.calls if c[0] == "restart"]
+    assert status.failing == [] and list(status.needs_you) == ["vm2"]
+    assert "a restart cannot fix this" in status.needs_you["vm2"]
+    (vm, ctx), = h.hooks.of("on_failure")
+    assert vm == "vm2" and "check ssh_user and ssh_key" in str(ctx["reason"])
+    text = h.store.daemon_facts()["status_text"]
+    assert text.startswith("3 VMs: 2 healthy, 0 failing, 1 need you (vm2)")
+
+
+def test_one_definition_of_failing_a_vm_in_grace_is_recovering(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.store.begin_repair("vm2", RepairAction.RESTART, dry_run=False,
+                         grace_until=time.time() + 600)
+    h.store.end_repair(1, success=True, error=None, grace_until=time.time() + 600)
+    h.ssh.down["vm2"] = "connection refused"
+    with h:
+        wait_for(h.checked(3))
+        wait_for(lambda: "recovering" in h.daemon.get_status().status_text)
+        status = h.daemon.get_status()
+    # Booting after a repair: not failing in STATUS=, get_status() or the breaker alike.
+    assert status.failing == [] and not status.breaker_open and status.needs_you == {}
+    assert status.status_text.startswith("3 VMs: 2 healthy, 0 failing, 1 recovering (vm2)")
+    assert not [c for c in h.compute.calls if c[0] == "restart"]

@@ -33,7 +33,7 @@ FAIL3 = HealthFailure("vm1", 3, "SSH connection refused")
 
 
 def test_should_restart_follows_policy_and_threshold(tmp_path: Path) -> None:
-    h = healer(tmp_path, FakeCompute(), RecordingHooks())
+    h = healer(tmp_path, FakeCompute({"vm1": VMState.RUNNING}), RecordingHooks())
     assert h.should_restart("vm1", FAIL3)
     assert not h.should_restart("vm1", HealthFailure("vm1", 2, "x"))
     never = healer(tmp_path, FakeCompute(), RecordingHooks(), policy=RestartPolicy.NEVER)
@@ -45,7 +45,8 @@ def test_handle_failure_restarts_records_and_fires_hooks(tmp_path: Path) -> None
     h = healer(tmp_path, compute, hooks)
     result = h.handle_failure("vm1", FAIL3)
     assert result is not None and result.success and result.action is RepairAction.RESTART
-    assert compute.calls == [("restart", "vm1")]
+    # Azure's own view of the guest is read once, at decision time, before the restart.
+    assert compute.calls == [("instance_view", "vm1"), ("restart", "vm1")]
     assert [vm for vm, _ in hooks.of("on_failure")] == ["vm1"]
     (_, ctx), = hooks.of("on_restart")
     assert ctx["restart_result"] == "success"
@@ -92,7 +93,8 @@ def test_dry_run_records_and_does_not_act(tmp_path: Path) -> None:
     compute, hooks = FakeCompute({"vm1": VMState.RUNNING}), RecordingHooks()
     h = healer(tmp_path, compute, hooks, HealingSettings(dry_run=True))
     result = h.handle_failure("vm1", FAIL3)
-    assert result is not None and result.dry_run and compute.calls == []
+    assert result is not None and result.dry_run
+    assert compute.calls == [("instance_view", "vm1")]  # corroborated, never acted
     assert [r.outcome for r in h.store.repairs("vm1")] == ["dry_run"]
 
 

@@ -5,6 +5,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from azlin_lifecycle.config import AzureSettings, LifecycleConfig, MonitoringConfig
 from azlin_lifecycle.health import HealthMonitor
 from azlin_lifecycle.models import RepairAction, SshProbeResult, VMState, VMTarget
@@ -42,6 +44,37 @@ def test_failures_count_and_reset(tmp_path: Path) -> None:
     assert m.check_vm_health("vm1").reason == "SSH timed out (hung)"
     ssh.down.clear()
     assert m.check_vm_health("vm1").ssh_failures == 0
+
+
+@pytest.mark.parametrize(("reason", "hint"), [
+    ("authentication failed", "refused key ~/.ssh/azlin_key for user azureuser"),
+    ("host key changed", "ssh-keygen -R"),
+    ("name resolution failed", "does not resolve"),
+    ("private key missing or unreadable: /k: No such file", "readable private key"),
+    ("monitor's network unreachable (Network is unreachable)", "monitor's own network"),
+])
+def test_faults_a_restart_cannot_fix_never_count_and_say_what_to_fix(
+        tmp_path: Path, reason: str, hint: str) -> None:
+    ssh = FakeSsh(down={"vm1": "timed out (hung)"})
+    m = monitor(tmp_path, FakeCompute({"vm1": VMState.RUNNING}), ssh)
+    assert m.check_vm_health("vm1").ssh_failures == 1  # a guest-side fault counts
+    ssh.down["vm1"] = reason
+    for _ in range(5):
+        s = m.check_vm_health("vm1")
+        assert s.ssh_failures == 0 and not s.healthy and s.needs_you
+        assert s.fault is not None and not s.fault.guest_side
+    assert s.reason is not None and hint in s.reason
+    assert s.reason.endswith("a restart cannot fix this (not counted)")
+    assert m.get_health_history("vm1", 1)[0].fault is s.fault  # persisted
+
+
+@pytest.mark.parametrize("reason", ["connection refused", "timed out", "timed out (hung)",
+                                    "connection lost", "command timed out"])
+def test_guest_side_faults_count(tmp_path: Path, reason: str) -> None:
+    m = monitor(tmp_path, FakeCompute({"vm1": VMState.RUNNING}), FakeSsh(down={"vm1": reason}))
+    statuses = [m.check_vm_health("vm1") for _ in range(2)]
+    assert [s.ssh_failures for s in statuses] == [1, 2]
+    assert not statuses[-1].needs_you
 
 
 def test_stopped_vm_is_not_probed_and_not_counted(tmp_path: Path) -> None:

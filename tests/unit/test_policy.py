@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from azlin_lifecycle.config import HealingSettings, MonitoringConfig, RestartPolicy
-from azlin_lifecycle.models import HealthFailure, RepairAction, VMState
-from azlin_lifecycle.policy import FleetView, breaker_trips, decide, in_flight_cap
+from azlin_lifecycle.models import HealthFailure, PowerInfo, RepairAction, VMState
+from azlin_lifecycle.policy import (
+    Decision,
+    FleetView,
+    breaker_trips,
+    corroborate,
+    decide,
+    in_flight_cap,
+)
 from azlin_lifecycle.state import RepairRecord
 
 NOW = 1_800_000_000.0
@@ -147,3 +156,82 @@ def test_escalation_to_redeploy_after_unhelpful_restarts() -> None:
 def test_budget_zero_never_restarts() -> None:
     d = run(vm(RestartPolicy.ALWAYS), failure(3), heal=HealingSettings(restart_budget=0))
     assert d.hold_kind == "budget" and "restart budget is 0" in d.reason
+
+
+# ----------------------------------------------------------------- corroboration
+def _due(count: int = 3) -> tuple[MonitoringConfig, HealthFailure, Decision]:
+    cfg = vm(RestartPolicy.ON_FAILURE)
+    f = failure(count)
+    decision = run(cfg, f)
+    assert decision.action is RepairAction.RESTART
+    return cfg, f, decision
+
+
+def _view(agent: str | None = "Ready", age: float = 30.0, health: str | None = None,
+          state: VMState = VMState.RUNNING) -> PowerInfo:
+    at = dt.datetime.fromtimestamp(NOW - age, dt.UTC)
+    return PowerInfo(state, "succeeded", agent, agent_time=at if agent else None,
+                     agent_message="VM Agent is unresponsive." if agent == "Not Ready" else None,
+                     vm_health=health)
+
+
+def test_agent_not_ready_corroborates_and_the_restart_goes_ahead() -> None:
+    cfg, f, due = _due()
+    out = corroborate(cfg, HEAL, f, due, _view("Not Ready"), None, NOW)
+    assert out.action is RepairAction.RESTART
+    assert out.evidence == "VM agent: Not Ready (VM Agent is unresponsive.)"
+    assert "Azure: VM agent: Not Ready" in out.reason
+
+
+def test_unhealthy_application_health_corroborates_even_with_a_ready_agent() -> None:
+    cfg, f, due = _due()
+    out = corroborate(cfg, HEAL, f, due, _view("Ready", health="unhealthy"), None, NOW)
+    assert out.action is RepairAction.RESTART
+    assert out.evidence == "Application Health extension: unhealthy"
+
+
+def test_recent_ready_agent_holds_until_the_override_count() -> None:
+    cfg, f, due = _due(3)
+    held = corroborate(cfg, HEAL, f, due, _view("Ready"), None, NOW)
+    assert held.action is None and held.held and held.hold_kind == "agent_ready"
+    assert "guest OS is alive" in held.reason and "10 times in a row" in held.reason
+    cfg, f, due = _due(HEAL.agent_ready_override_failures)
+    out = corroborate(cfg, HEAL, f, due, _view("Ready"), None, NOW)
+    assert out.action is RepairAction.RESTART and "repairing anyway" in out.reason
+
+
+def test_override_zero_never_restarts_while_the_agent_is_ready() -> None:
+    heal = HealingSettings(agent_ready_override_failures=0)
+    cfg, f, due = _due(100)
+    held = corroborate(cfg, heal, f, due, _view("Ready"), None, NOW)
+    assert held.held and "not while it does" in held.reason
+
+
+def test_healthy_application_health_alone_holds() -> None:
+    cfg, f, due = _due()
+    held = corroborate(cfg, HEAL, f, due, _view(None, health="healthy"), None, NOW)
+    assert held.held and held.evidence == "Application Health extension: healthy"
+
+
+def test_stale_ready_agent_or_no_view_does_not_hold() -> None:
+    cfg, f, due = _due()
+    stale = corroborate(cfg, HEAL, f, due, _view("Ready", age=3600), None, NOW)
+    assert stale.action is RepairAction.RESTART and "stale" in (stale.evidence or "")
+    blind = corroborate(cfg, HEAL, f, due, None, "list of VMs: HTTP 500", NOW)
+    assert blind.action is RepairAction.RESTART
+    assert blind.evidence == "Azure's view of the guest unavailable (list of VMs: HTTP 500)"
+    no_agent = corroborate(cfg, HEAL, f, due, _view(None), None, NOW)
+    assert no_agent.action is RepairAction.RESTART
+
+
+def test_a_vm_stopped_meanwhile_is_not_restarted() -> None:
+    cfg, f, due = _due()
+    out = corroborate(cfg, HEAL, f, due, _view(state=VMState.DEALLOCATED), None, NOW)
+    assert out.action is None and "deallocated" in out.reason
+
+
+def test_dry_run_is_corroborated_too() -> None:
+    cfg, f = vm(RestartPolicy.ON_FAILURE, dry_run=True), failure(3)
+    due = run(cfg, f)
+    held = corroborate(cfg, HEAL, f, due, _view("Ready"), None, NOW)
+    assert held.held and held.dry_run
