@@ -52,6 +52,7 @@ def status(app: AppContext, as_json: bool) -> None:
             "policy": cfg.restart_policy.value + (" (dry run)" if cfg.dry_run else ""),
             "state": s.state.value if s else None,
             "healthy": s.healthy if s else None,
+            "needs_you": s.needs_you if s else False,
             "reason": s.reason if s else None,
             "last_check": s.timestamp if s else None,
             "failures": s.ssh_failures if s else None,
@@ -59,6 +60,7 @@ def status(app: AppContext, as_json: bool) -> None:
                 "action": r.action.value, "outcome": r.outcome, "at": r.started_at,
                 "error": r.error},
             "held_back": hold.held_reason if hold else None,
+            "azure_evidence": hold.evidence if hold else None,
         })
     if as_json:
         echo_json({"daemon": daemon, "last_daemon_status": facts.get("status_text"),
@@ -74,7 +76,7 @@ def status(app: AppContext, as_json: bool) -> None:
         ["VM", "STATE", "HEALTH", "LAST CHECK", "FAILURES", "LAST REPAIR", "POLICY"],
         [[row["vm"] + ("" if row["enabled"] else " (disabled)"),
           row["state"] or "-",
-          "-" if row["healthy"] is None else ("healthy" if row["healthy"] else "UNHEALTHY"),
+          _health_text(row),
           ago(row["last_check"], now),
           "-" if row["failures"] is None else row["failures"],
           _repair_text(row["last_repair"], now),
@@ -82,9 +84,21 @@ def status(app: AppContext, as_json: bool) -> None:
     )
     for row in rows:
         if row["healthy"] is False and row["reason"]:
-            click.echo(f"{row['vm']}: {row['reason']}")
+            prefix = "needs you: " if row["needs_you"] else ""
+            click.echo(f"{row['vm']}: {prefix}{row['reason']}")
         if row["held_back"]:
             click.echo(f"{row['vm']}: healing held back: {row['held_back']}")
+        if row["azure_evidence"] and row["healthy"] is False:
+            click.echo(f"{row['vm']}: Azure's view at the last repair decision: "
+                       f"{row['azure_evidence']}")
+
+
+def _health_text(row: dict[str, Any]) -> str:
+    if row["healthy"] is None:
+        return "-"
+    if row["healthy"]:
+        return "healthy"
+    return "NEEDS YOU" if row["needs_you"] else "UNHEALTHY"
 
 
 def _repair_text(repair: dict[str, Any] | None, now: dt.datetime) -> str:

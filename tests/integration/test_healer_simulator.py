@@ -33,6 +33,7 @@ def _env(fleet: SimulatedFleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     for vm in fleet.vm_names:
         fleet.clear_operation_faults(vm)
         fleet.set_ssh_mode(vm, SshMode.UP)
+        fleet.set_guest(vm)  # the agent follows the guest again
         if fleet.power_state(vm) != "running":
             fleet.set_power_state(vm, "running")
 
@@ -71,6 +72,7 @@ def test_every_policy_against_every_power_state(fleet: SimulatedFleet, tmp_path:
     monitor, healer, _ = parts(fleet, tmp_path, policy)
     vm = "vm-001"
     fleet.set_ssh_mode(vm, SshMode.REFUSED)
+    fleet.set_guest(vm, agent="not_ready")  # Azure agrees the guest is down
     for state in POWER_STATES:
         fleet.set_power_state(vm, state)
         monitor.clear_health_history(vm)
@@ -126,10 +128,12 @@ def test_escalation_redeploys_after_restarts_that_did_not_help(fleet: SimulatedF
         "grace_period_seconds": 0, "backoff_initial_seconds": 0,
         "escalate_after_failed_restarts": 1})
     vm = "vm-001"
-    fleet.set_ssh_mode(vm, SshMode.AUTH_FAIL)  # survives a reboot: the restart won't help
+    # A guest-side fault that survives a reboot: the restart won't help.
+    fleet.set_ssh_mode(vm, SshMode.REFUSED)
+    fleet.set_guest(vm, agent="not_ready")
     first = healer.handle_failure(vm, failure_of(monitor.check_vm_health(vm)))
     assert first is not None and first.action is RepairAction.RESTART
-    time.sleep(1.5)  # booted again, still refusing the key
+    time.sleep(1.5)  # booted again, still refusing connections
     second = healer.handle_failure(vm, failure_of(monitor.check_vm_health(vm)))
     assert second is not None and second.action is RepairAction.REDEPLOY and second.success
     assert [op["status"] for op in restarts(fleet, vm, "redeploy")] == ["Succeeded"]
@@ -139,7 +143,8 @@ def test_budget_survives_a_new_healer(fleet: SimulatedFleet, tmp_path: Path) -> 
     healing = {"grace_period_seconds": 0, "backoff_initial_seconds": 0, "restart_budget": 2}
     monitor, healer, _ = parts(fleet, tmp_path, policy="always", healing=healing)
     vm = "vm-002"
-    fleet.set_ssh_mode(vm, SshMode.AUTH_FAIL)
+    fleet.set_ssh_mode(vm, SshMode.REFUSED)
+    fleet.set_guest(vm, agent="not_ready")
     for _ in range(2):
         assert healer.handle_failure(vm, failure_of(monitor.check_vm_health(vm))) is not None
     before = len(restarts(fleet, vm))
@@ -154,6 +159,7 @@ def test_dry_run_against_arm_changes_nothing(fleet: SimulatedFleet, tmp_path: Pa
     monitor, healer, _ = parts(fleet, tmp_path, policy="always", healing={"dry_run": True})
     vm = "vm-003"
     fleet.set_ssh_mode(vm, SshMode.REFUSED)
+    fleet.set_guest(vm, agent="not_ready")
     before = len(fleet.operations())
     result = healer.handle_failure(vm, failure_of(monitor.check_vm_health(vm)))
     assert result is not None and result.dry_run
@@ -171,3 +177,18 @@ def test_stopped_vm_is_started_with_start_not_restart(fleet: SimulatedFleet,
     assert result is not None and result.action is RepairAction.START and result.success
     assert fleet.power_state(vm) in ("running", "starting")
     assert hooks.of("on_failure") == []
+
+
+def test_refused_ssh_while_the_agent_is_ready_is_held_by_azures_view(
+        fleet: SimulatedFleet, tmp_path: Path) -> None:
+    monitor, healer, hooks = parts(fleet, tmp_path, policy="always")
+    vm = "vm-003"
+    fleet.set_power_state(vm, "running")  # up and booted (an earlier test failed its restart)
+    fleet.set_ssh_mode(vm, SshMode.REFUSED)  # sshd down, OS and agent up
+    assert next(v for v in fleet.status()["vms"] if v["name"] == vm)["agent_ready"]
+    before = len(fleet.operations())
+    result = healer.handle_failure(vm, failure_of(monitor.check_vm_health(vm)))
+    assert result is None and len(fleet.operations()) == before
+    reason = str(hooks.of("on_failure")[-1][1]["reason"])
+    assert "held back: Azure: VM agent: Ready (reported " in reason
+    assert healer.store.healing_state(vm).evidence is not None
