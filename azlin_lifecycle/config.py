@@ -256,6 +256,8 @@ class HealingSettings:
     max_in_flight: int = 0
     restart_timeout_seconds: int = 600
     escalate_after_failed_restarts: int = 0
+    operation_poll_seconds: int = 5  # how often a repair's operation is polled
+    redeploy_timeout_seconds: int = 1800  # a redeploy's own, longer limit
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,8 @@ SECTION_RULES: dict[str, dict[str, Rule]] = {
         "max_in_flight": _int(0, 100000),
         "restart_timeout_seconds": _int(10, 7200),
         "escalate_after_failed_restarts": _int(0, 100),
+        "operation_poll_seconds": _int(1, 60),
+        "redeploy_timeout_seconds": _int(60, 7200),
     },
     "hooks": {
         "timeout_seconds": _number(0.1, 3600),
