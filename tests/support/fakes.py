@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from azlin_lifecycle.models import PowerInfo, SshProbeResult, VMMetrics, VMState, VMTarget
@@ -18,6 +18,7 @@ class FakeCompute:
     calls: list[tuple[str, str]] = field(default_factory=list)
     list_calls: int = 0
     action_seconds: float = 0.0
+    forgotten_listings: int = 0
 
     def instance_view(self, target: VMTarget) -> PowerInfo:
         self.calls.append(("instance_view", target.name))
@@ -25,9 +26,13 @@ class FakeCompute:
         return PowerInfo(state, "succeeded", "Ready",
                          message="not found" if state is VMState.NOT_FOUND else None)
 
-    def power_states(self, subscription_id: str, resource_group: str) -> Mapping[str, PowerInfo]:
+    def power_states(self, subscription_id: str, resource_group: str, *,
+                     expected: Collection[str] = ()) -> Mapping[str, PowerInfo]:
         self.list_calls += 1
-        return {vm: PowerInfo(s, "succeeded", "Ready") for vm, s in self.states.items()}
+        return {vm.lower(): PowerInfo(s, "succeeded", "Ready") for vm, s in self.states.items()}
+
+    def forget_power_states(self) -> None:
+        self.forgotten_listings += 1
 
     def _act(self, action: str, target: VMTarget) -> None:
         self.calls.append((action, target.name))
