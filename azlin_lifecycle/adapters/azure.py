@@ -543,12 +543,18 @@ class ArmCompute:
             attempt += 1
 
     def _view(self, target: VMTarget, what: str, deadline: float) -> dict[str, Any]:
+        """The VM's instance view during a repair; every failure is AzureOperationError."""
+        from azure.core.exceptions import HttpResponseError
+
         from .arm_reads import instance_view_path
 
         reader = self.reader()
         path = instance_view_path(target.subscription_id, target.resource_group, target.name)
-        return self._call(f"instance view of {target.name} during {what}",
-                          lambda kw: reader.get(path, **kw), self.timeout, deadline)
+        read = f"instance view of {target.name} during {what}"
+        try:
+            return self._call(read, lambda kw: reader.get(path, **kw), self.timeout, deadline)
+        except HttpResponseError as exc:  # 404, 400
+            raise AzureOperationError(f"{read}: {error_message(exc)}", error_code(exc)) from None
 
     def _accepted(self, target: VMTarget, what: str, reason: str, deadline: float) -> bool:
         """Did Azure take the POST that answered ``reason``? Read from the instance view."""
