@@ -258,6 +258,8 @@ class HealingSettings:
     escalate_after_failed_restarts: int = 0
     agent_ready_override_failures: int = 10
     agent_status_max_age_seconds: int = 600
+    operation_poll_seconds: int = 5  # how often a repair's operation is polled
+    redeploy_timeout_seconds: int = 1800  # a redeploy's own, longer limit
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,8 @@ SECTION_RULES: dict[str, dict[str, Rule]] = {
         "escalate_after_failed_restarts": _int(0, 100),
         "agent_ready_override_failures": _int(0, 1000),
         "agent_status_max_age_seconds": _int(60, 86400),
+        "operation_poll_seconds": _int(1, 60),
+        "redeploy_timeout_seconds": _int(60, 7200),
     },
     "hooks": {
         "timeout_seconds": _number(0.1, 3600),

@@ -155,7 +155,8 @@ class SelfHealer(ConfiguredComponent):
         healing = self.config.healing
         target = resolve_target(self.config, vm_name)
         started = self._clock()
-        timeout = float(healing.restart_timeout_seconds)
+        timeout = float(healing.redeploy_timeout_seconds if action is RepairAction.REDEPLOY
+                        else healing.restart_timeout_seconds)
         repair_id = self.store.begin_repair(
             vm_name, action, dry_run=False,
             grace_until=started + timeout + healing.grace_period_seconds, now=started,

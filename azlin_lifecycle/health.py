@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 SSH_STATES = (VMState.RUNNING, VMState.UNKNOWN)
-LISTING_TTL = 5.0  # seconds a resource group's power-state listing is shared between batches
 
 
 class HealthMonitor(ConfiguredComponent):
@@ -72,8 +71,6 @@ class HealthMonitor(ConfiguredComponent):
         self._clock = clock
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
-        self._listings: dict[tuple[str, str], tuple[float, Mapping[str, PowerInfo]]] = {}
-        self._listing_locks: dict[tuple[str, str], threading.Lock] = {}
         self._vm_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
     @property
@@ -127,45 +124,23 @@ class HealthMonitor(ConfiguredComponent):
         result: dict[str, tuple[PowerInfo | None, str | None]] = {}
         for (subscription, group), members in groups.items():
             try:
-                listing = self._group_listing(subscription, group, {t.name for t in members})
+                listing = self.compute.power_states(subscription, group,
+                                                    expected=[t.name for t in members])
             except AzureOperationError as exc:
                 for t in members:
                     result[t.name] = (None, str(exc))
                 continue
             for t in members:
-                info = listing.get(t.name) or PowerInfo(
+                info = listing.get(t.name.lower()) or PowerInfo(
                     VMState.NOT_FOUND,
                     message=f"VM {t.name!r} is not in resource group {group!r}",
                 )
                 result[t.name] = (info, None)
         return result
 
-    def _group_listing(self, subscription: str, group: str,
-                       names: set[str]) -> Mapping[str, PowerInfo]:
-        """A resource group's power states, shared for ``LISTING_TTL`` seconds (unless a
-        VM in ``names`` is missing from it: it may be new, so the group is listed again).
-
-        When a sweep takes longer than the check interval, VMs come due a few at a time;
-        without sharing, each small batch would list the whole group again (one page per
-        50 VMs), which at 1,000 VMs costs more than all the SSH checks together. A
-        concurrent fetch of the same group waits for the first one instead of repeating it.
-        """
-        key = (subscription, group)
-        with self._lock:
-            lock = self._listing_locks.setdefault(key, threading.Lock())
-        with lock:
-            cached = self._listings.get(key)
-            if (cached is not None and time.monotonic() - cached[0] < LISTING_TTL
-                    and names <= cached[1].keys()):
-                return cached[1]
-            listing = self.compute.power_states(subscription, group)
-            self._listings[key] = (time.monotonic(), listing)
-            return listing
-
     def forget_power_states(self) -> None:
-        """Drop shared listings (e.g. after a repair changed a VM's state)."""
-        with self._lock:
-            self._listings.clear()
+        """Drop the shared listings (e.g. after a repair changed a VM's state)."""
+        self.compute.forget_power_states()
 
     def _instance_view(self, target: VMTarget) -> tuple[PowerInfo | None, str | None]:
         try:

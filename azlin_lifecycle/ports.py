@@ -6,7 +6,7 @@ arguments. The real ones live in :mod:`azlin_lifecycle.adapters`; unit tests pas
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from .models import PowerInfo, SshProbeResult, SshRoute, VMTarget
@@ -36,8 +36,15 @@ class ComputeApi(Protocol):
         """
         ...
 
-    def power_states(self, subscription_id: str, resource_group: str) -> Mapping[str, PowerInfo]:
-        """Power states of every VM in a resource group, from one paged list call."""
+    def power_states(self, subscription_id: str, resource_group: str, *,
+                     expected: Collection[str] = ()) -> Mapping[str, PowerInfo]:
+        """Power states of every VM in a resource group, keyed by lowercased VM name,
+        from a listing shared for a few seconds by the subscription's resource groups
+        (listed again when a VM in ``expected`` is missing from it)."""
+        ...
+
+    def forget_power_states(self) -> None:
+        """Drop shared listings (e.g. after a repair changed a VM's state)."""
         ...
 
     def restart(self, target: VMTarget, timeout: float) -> None:

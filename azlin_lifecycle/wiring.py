@@ -29,7 +29,8 @@ def load_adapter_libraries() -> None:
 def build_compute(config: LifecycleConfig) -> ComputeApi:
     from .adapters.azure import ArmCompute
 
-    return ArmCompute(config.azure, timeout=config.daemon.azure_timeout_seconds)
+    return ArmCompute(config.azure, timeout=config.daemon.azure_timeout_seconds,
+                      polling_interval=config.healing.operation_poll_seconds)
 
 
 def build_ssh(config: LifecycleConfig) -> SshProber:

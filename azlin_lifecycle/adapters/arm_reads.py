@@ -1,8 +1,9 @@
 """Read-only ARM calls as plain JSON, over the pipeline azure-mgmt-compute itself uses.
 
-Monitoring only ever reads two things from Azure: a resource group's VMs with their
-instance views, and one VM's instance view. :class:`ArmReader` sends those requests
-(the same URLs, ``api-version`` and policies as ``ComputeManagementClient`` —
+Monitoring reads a subscription's VMs with their power states (a ``statusOnly=true``
+listing), one VM's instance view, and a few resources (NICs, public IPs) by path.
+:class:`ArmReader` sends those requests (the same URLs, ``api-version`` and policies
+as ``ComputeManagementClient`` —
 azure-mgmt-core's ``ARMPipelineClient`` with ``ARMChallengeAuthenticationPolicy``) and
 hands back the response JSON, without azure-mgmt-compute's model layer:
 
@@ -19,7 +20,7 @@ maps it to (401 ``ClientAuthenticationError``, 404 ``ResourceNotFoundError``), e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -52,7 +53,9 @@ class ArmReader:
     """GETs against ARM returning decoded JSON; ``transport_kwargs`` (timeouts) per call."""
 
     def __init__(self, credential: TokenCredential, base_url: str, scope: str,
-                 transport: RequestsTransport) -> None:
+                 transport: RequestsTransport,
+                 on_response: Callable[[Any], None] | None = None) -> None:
+        """``on_response`` sees every answer (azure-core's ``raw_response_hook``)."""
         from azure.core.pipeline import policies
         from azure.mgmt.core import ARMPipelineClient
         from azure.mgmt.core.policies import (
@@ -74,7 +77,7 @@ class ArmReader:
             policies.RedirectPolicy(),
             policies.RetryPolicy.no_retries(),  # retried by the caller, within its deadline
             ARMChallengeAuthenticationPolicy(credential, scope),
-            policies.CustomHookPolicy(),
+            policies.CustomHookPolicy(raw_response_hook=on_response),
             policies.NetworkTraceLoggingPolicy(),
             policies.DistributedTracingPolicy(),
             policies.SensitiveHeaderCleanupPolicy(),

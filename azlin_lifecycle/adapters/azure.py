@@ -33,13 +33,23 @@ a missing or expired login (``CredentialUnavailableError``, ``ClientAuthenticati
 401) is :class:`~azlin_lifecycle.errors.HealthCheckError` telling the user to run
 ``az login``; everything else is ``AzureOperationError(message, code)``.
 
-Power states of a resource group come from ONE paged list of its VMs with
-``$expand=instanceView`` (the request of ``virtual_machines.list(resource_group,
-expand="instanceView")``). Azure's REST reference
-says that expansion "can only be specified if a valid $filter option is specified"
-(Azure/azure-rest-api-specs#42411); if Azure refuses it (400) or returns VMs without an
-instance view, the missing ones are taken from one ``list_all`` with ``statusOnly=true`` of
-the subscription (still no per-VM calls).
+Power states come from ONE paged ``GET /subscriptions/{sub}/providers/Microsoft.Compute/
+virtualMachines?statusOnly=true`` per subscription (see :mod:`.arm_listing`), shared for a few
+seconds by every resource group of that subscription; names and resource groups (taken
+from each item's ``id``) are compared case-insensitively and the returned keys are
+lowercased. The resource-group list with ``$expand=instanceView`` is never sent: Azure's
+REST reference says that expansion "can only be specified if a valid $filter option is
+specified" and real ARM refuses it (400; Azure/azure-rest-api-specs#42411). A 429/503
+with Retry-After on that listing holds further listings of the subscription until then
+(failing at once, without a request); low ``x-ms-ratelimit-remaining-*`` budgets are
+logged (:mod:`.arm_limits`).
+
+Repairs: operations are polled every ``polling_interval`` seconds (or sooner when Azure's
+Retry-After says so). The action's POST is retried only when Azure certainly did not take
+it (429). After a 5xx, a timeout or a dropped connection the VM's instance view is read
+first: provisioning ``updating`` (or a power state in transition) means the POST was
+accepted, and the repair waits for it by polling the instance view; otherwise it is
+POSTed again within the deadline.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -58,6 +68,8 @@ from ..config import DEFAULT_ARM_ENDPOINT, AzureSettings, CredentialKind
 from ..errors import HealthCheckError
 from ..models import PowerInfo, VMState, VMTarget
 from ..ports import AzureOperationError
+from .arm_limits import NotBefore, RateLimitWatch
+from .arm_listing import SubscriptionListings
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
@@ -75,6 +87,9 @@ BACKOFF_MAX = 8.0
 CONNECT_TIMEOUT_MAX = 10.0
 POOL_SIZE = 64
 LOGIN_HINT = "run `az login` (as the user the daemon runs as) and try again"
+DEFAULT_POLL_SECONDS = 5.0
+THROTTLE_STATUSES = frozenset({429, 503})  # whose Retry-After holds the next listings
+TRANSITIONS = frozenset({VMState.STARTING, VMState.STOPPING, VMState.DEALLOCATING})
 
 
 # --------------------------------------------------------------------------- pure mapping
@@ -121,6 +136,16 @@ def view_of(vm: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The instance view inside a VM's JSON (``properties.instanceView``), if any."""
     view: Mapping[str, Any] | None = (vm.get("properties") or {}).get("instanceView")
     return view
+
+
+def provisioning_failure(view: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(code, message) of a ``ProvisioningState/failed/<Code>`` status, if there is one."""
+    for status in (view or {}).get("statuses") or []:
+        code = str(status.get("code") or "")
+        if code.lower().startswith("provisioningstate/failed"):
+            failed = code.split("/", 2)[2] if code.count("/") >= 2 else "ProvisioningFailed"
+            return failed, str(status.get("message") or status.get("displayStatus") or failed)
+    return None
 
 
 def resource_group_of(resource_id: str | None) -> str | None:
@@ -200,11 +225,15 @@ class ArmCompute:
         self,
         settings: AzureSettings,
         timeout: float = 20.0,
-        polling_interval: float | None = None,
+        polling_interval: float = DEFAULT_POLL_SECONDS,
     ) -> None:
         self.settings = settings
         self.timeout = timeout
-        self.polling_interval = polling_interval
+        self.polling_interval = float(polling_interval)
+        self.not_before = NotBefore()
+        self.rate_limits = RateLimitWatch()
+        self._listings: SubscriptionListings[PowerInfo] = SubscriptionListings(
+            self._list_subscription)
         self._lock = threading.Lock()
         self._clients: dict[str, ComputeManagementClient] = {}
         self._reader: ArmReader | None = None
@@ -227,41 +256,16 @@ class ArmCompute:
             return PowerInfo(VMState.NOT_FOUND, message=error_message(exc))
         return power_info_from_view(view)
 
-    def power_states(self, subscription_id: str, resource_group: str) -> Mapping[str, PowerInfo]:
-        from azure.core.exceptions import HttpResponseError
+    def power_states(self, subscription_id: str, resource_group: str, *,
+                     expected: Collection[str] = ()) -> Mapping[str, PowerInfo]:
+        """Power states of ``resource_group``'s VMs keyed by lowercased name, from the
+        subscription's shared status-only listing (listed again if a VM in ``expected``
+        is missing from it)."""
+        return self._listings.get(subscription_id, resource_group, expected)
 
-        from .arm_reads import list_path
-
-        reader = self.reader()
-        path = list_path(subscription_id, resource_group)
-        deadline = time.monotonic() + self.timeout
-        vms: list[dict[str, Any]] = []
-        try:
-            vms = self._call(
-                f"list of VMs in {resource_group}",
-                lambda kw: reader.list(path, {"$expand": "instanceView"}, **kw),
-                self.timeout,
-                deadline,
-            )
-        except HttpResponseError as exc:  # 400: $expand refused; 404: no such group
-            if exc.status_code != 400:
-                raise AzureOperationError(
-                    f"list of VMs in {resource_group}: {error_message(exc)}", error_code(exc)
-                ) from None
-        states: dict[str, PowerInfo] = {}
-        missing: list[str] = []
-        for vm in vms:
-            name = vm.get("name")
-            if not isinstance(name, str):
-                continue
-            view = view_of(vm)
-            if view is None:
-                missing.append(name)
-            states[name] = power_info_from_view(view)
-        if missing or not vms:
-            states.update(self._status_only(subscription_id, resource_group, deadline,
-                                            missing or None))
-        return states
+    def forget_power_states(self) -> None:
+        """Drop the shared listings (after a repair changed a VM's state)."""
+        self._listings.forget()
 
     def read_json(self, what: str, path: str,
                   params: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -311,7 +315,8 @@ class ArmCompute:
             if self._reader is None:
                 endpoint = self._endpoint()
                 self._reader = ArmReader(self._get_credential(), endpoint,
-                                         credential_scope(endpoint), self._transport())
+                                         credential_scope(endpoint), self._transport(),
+                                         on_response=self.rate_limits.on_response)
             return self._reader
 
     def _endpoint(self) -> str:
@@ -331,21 +336,19 @@ class ArmCompute:
         return RequestsTransport(**transport_kwargs)
 
     def _new_client(self, subscription_id: str) -> ComputeManagementClient:
-        from azure.core.pipeline.policies import RetryPolicy
+        from azure.core.pipeline.policies import CustomHookPolicy, RetryPolicy
         from azure.mgmt.compute import ComputeManagementClient
 
         endpoint = self._endpoint()
-        kwargs: dict[str, Any] = {}
-        if self.polling_interval is not None:
-            kwargs["polling_interval"] = self.polling_interval
         return ComputeManagementClient(
             self._get_credential(),
             subscription_id,
             base_url=endpoint,
             credential_scopes=[credential_scope(endpoint)],
             retry_policy=RetryPolicy.no_retries(),
+            custom_hook_policy=CustomHookPolicy(raw_response_hook=self.rate_limits.on_response),
             transport=self._transport(),
-            **kwargs,
+            polling_interval=self.polling_interval,
         )
 
     def _get_credential(self) -> TokenCredential:
@@ -428,62 +431,70 @@ class ArmCompute:
             time.sleep(wait)
             attempt += 1
 
-    def _status_only(
-        self,
-        subscription_id: str,
-        resource_group: str,
-        deadline: float,
-        names: list[str] | None,
-    ) -> dict[str, PowerInfo]:
-        """Power states from one subscription-wide ``list_all`` with ``statusOnly=true``."""
+    def _list_subscription(self, subscription_id: str) -> dict[str, dict[str, PowerInfo]]:
+        """One status-only listing of the subscription: group -> name -> PowerInfo (lowercased)."""
         from azure.core.exceptions import HttpResponseError
 
         from .arm_reads import list_all_path
 
+        what = f"status-only list of VMs in subscription {subscription_id}"
+        self._check_not_before(subscription_id)
         reader = self.reader()
-        wanted = None if names is None else {n.lower() for n in names}
+        path = list_all_path(subscription_id)
+
+        def fetch(kw: dict[str, Any]) -> list[dict[str, Any]]:
+            try:
+                return reader.list(path, {"statusOnly": "true"}, **kw)
+            except HttpResponseError as exc:
+                headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
+                asked = retry_after_seconds(headers)
+                if exc.status_code in THROTTLE_STATUSES and asked:
+                    self.not_before.record(subscription_id, asked)
+                raise
+
         try:
-            vms = self._call(
-                f"status-only list of VMs in subscription {subscription_id}",
-                lambda kw: reader.list(list_all_path(subscription_id), {"statusOnly": "true"},
-                                       **kw),
-                self.timeout,
-                deadline,
-            )
-        except HttpResponseError as exc:
-            raise AzureOperationError(
-                f"list of VMs in {resource_group}: {error_message(exc)}", error_code(exc)
-            ) from None
-        out: dict[str, PowerInfo] = {}
+            vms = self._call(what, fetch, self.timeout)
+        except HttpResponseError as exc:  # 400, 404
+            raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
+        except AzureOperationError:
+            self._check_not_before(subscription_id)  # says until when, if Azure asked
+            raise
+        groups: dict[str, dict[str, PowerInfo]] = {}
         for vm in vms:
             name, rg = vm.get("name"), resource_group_of(vm.get("id"))
-            if not isinstance(name, str) or rg is None or rg.lower() != resource_group.lower():
-                continue
-            if wanted is None or name.lower() in wanted:
-                out[name] = power_info_from_view(view_of(vm))
-        return out
+            if isinstance(name, str) and rg is not None:
+                groups.setdefault(rg.lower(), {})[name.lower()] = power_info_from_view(
+                    view_of(vm))
+        return groups
+
+    def _check_not_before(self, subscription_id: str) -> None:
+        until = self.not_before.until(subscription_id)
+        if until is not None:
+            raise AzureOperationError(
+                f"Azure throttled listing of subscription {subscription_id} until "
+                f"{until:%H:%M:%S} UTC (Retry-After); checks of its VMs resume by themselves "
+                "then", "TooManyRequests")
 
     def _action(self, target: VMTarget, action: str, timeout: float) -> None:
         """Start the long-running ``action`` and wait for it until ``timeout``."""
-        from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+        from azure.core.exceptions import AzureError, HttpResponseError
 
         client = self.client(target.subscription_id)
         what = f"{action} of {target.name}"
         deadline = time.monotonic() + timeout
         begin = getattr(client.virtual_machines, f"begin_{action}")
-        interval = 30.0 if self.polling_interval is None else self.polling_interval
+        interval = self.polling_interval
 
         def start(kw: dict[str, Any]) -> Any:
             polling = _deadline_polling(interval, deadline, client._config.base_url, kw)
             return begin(target.resource_group, target.name, polling=polling, **kw)
 
-        try:
-            poller = self._call(what, start, timeout, deadline)
-        except (ResourceNotFoundError, HttpResponseError) as exc:
-            raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
         timed_out = AzureOperationError(
             f"{what} did not finish within {timeout:g} s", "OperationTimedOut"
         )
+        poller = self._post_once(target, what, start, timeout, deadline)
+        if poller is None:  # accepted although Azure's answer was lost: waited already
+            return
         try:
             poller.wait(timeout=max(deadline - time.monotonic(), 0.0))
             if not poller.done():
@@ -497,6 +508,97 @@ class ArmCompute:
             ) from None
         except AzureError as exc:
             raise AzureOperationError(f"{what} failed: {error_message(exc)}") from None
+
+    def _post_once(self, target: VMTarget, what: str, start: Callable[[dict[str, Any]], Any],
+                   timeout: float, deadline: float) -> Any:
+        """POST the action; the poller, or None when it turned out accepted and has ended.
+
+        Retried at once only after a 429 (Azure did not take it). After a 5xx, a timeout
+        or a dropped connection the instance view decides: accepted (updating, or a
+        power state in transition) -> wait for it here; unchanged -> POST again.
+        """
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AzureOperationError(f"{what}: no answer from Azure within {timeout:g} s",
+                                          "Timeout")
+            kw = {"connection_timeout": min(left, CONNECT_TIMEOUT_MAX), "read_timeout": left}
+            asked: float | None = None
+            try:
+                return start(kw)
+            except ClientAuthenticationError as exc:
+                raise login_error(exc) from None
+            except HttpResponseError as exc:
+                status, code = exc.status_code, error_code(exc)
+                if status != 429 and status not in RETRY_STATUSES:
+                    raise AzureOperationError(f"{what}: {error_message(exc)}", code) from None
+                headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
+                asked = retry_after_seconds(headers)
+                reason = f"HTTP {status}"
+                uncertain = status != 429
+            except (ServiceRequestError, ServiceResponseError) as exc:
+                reason, code, uncertain = error_message(exc), "ServiceUnavailable", True
+            if uncertain and self._accepted(target, what, reason, deadline):
+                self._wait_by_instance_view(target, what, timeout, deadline)
+                return None
+            wait = backoff_seconds(attempt) if asked is None else asked
+            if time.monotonic() + wait >= deadline:
+                raise AzureOperationError(
+                    f"{what}: Azure did not take it in time ({reason}); gave up within the "
+                    f"{timeout:g} s limit", code)
+            time.sleep(wait)
+            attempt += 1
+
+    def _view(self, target: VMTarget, what: str, deadline: float) -> dict[str, Any]:
+        """The VM's instance view during a repair; every failure is AzureOperationError."""
+        from azure.core.exceptions import HttpResponseError
+
+        from .arm_reads import instance_view_path
+
+        reader = self.reader()
+        path = instance_view_path(target.subscription_id, target.resource_group, target.name)
+        read = f"instance view of {target.name} during {what}"
+        try:
+            return self._call(read, lambda kw: reader.get(path, **kw), self.timeout, deadline)
+        except HttpResponseError as exc:  # 404, 400
+            raise AzureOperationError(f"{read}: {error_message(exc)}", error_code(exc)) from None
+
+    def _accepted(self, target: VMTarget, what: str, reason: str, deadline: float) -> bool:
+        """Did Azure take the POST that answered ``reason``? Read from the instance view."""
+        try:
+            info = power_info_from_view(self._view(target, what, deadline))
+        except AzureOperationError as exc:
+            raise AzureOperationError(
+                f"{what}: Azure answered {reason} and the VM's state could not be read "
+                f"({exc}); check the VM before repairing it again", exc.code) from None
+        return info.provisioning_state == "updating" or info.state in TRANSITIONS
+
+    def _wait_by_instance_view(self, target: VMTarget, what: str, timeout: float,
+                               deadline: float) -> None:
+        """Poll the instance view until provisioning leaves ``updating``."""
+        step = max(self.polling_interval, 0.1)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AzureOperationError(f"{what} did not finish within {timeout:g} s",
+                                          "OperationTimedOut")
+            time.sleep(min(step, left))
+            view = self._view(target, what, deadline)
+            info = power_info_from_view(view)
+            if info.provisioning_state == "updating" or info.state in TRANSITIONS:
+                continue
+            failure = provisioning_failure(view)
+            if failure is not None:
+                raise AzureOperationError(f"{what} failed: {failure[1]}", failure[0])
+            return
 
 
 class SharedTokenCache:
@@ -547,7 +649,8 @@ def _deadline_polling(
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _LroDeadline("deadline passed")
-            self._sleep(min(self._extract_delay(), left))
+            # Retry-After when Azure sends one, never longer than the interval
+            self._sleep(min(self._extract_delay(), interval, left))
 
         def request_status(self, status_link: str) -> Any:
             attempt = 0

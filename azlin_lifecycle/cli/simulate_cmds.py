@@ -46,14 +46,18 @@ def simulate_group() -> None:
 @click.option("--operation-seconds", type=click.FloatRange(0), default=1.0, show_default=True,
               help="Seconds a restart/start/powerOff/... operation stays InProgress.")
 @click.option("--resource-group", default="rg-sim", show_default=True)
+@click.option("--retry-after", type=click.IntRange(0), default=None,
+              help="Retry-After seconds on 202s and InProgress polls (default: none, as "
+              "real ARM may send none).")
 def run(directory: Path, vms: int, boot_seconds: float, operation_seconds: float,
-        resource_group: str) -> None:
+        resource_group: str, retry_after: int | None) -> None:
     """Run the simulator until Ctrl-C or SIGTERM; writes DIR/simulator.json."""
     from ..simulator import SimulatedFleet
     from ..simulator.runner import serve_forever
 
     fleet = SimulatedFleet(directory, vms, resource_group=resource_group,
-                           boot_seconds=boot_seconds, operation_seconds=operation_seconds)
+                           boot_seconds=boot_seconds, operation_seconds=operation_seconds,
+                           retry_after=retry_after)
 
     def ready(fleet: SimulatedFleet, seconds: float) -> None:
         click.echo(f"Simulating {len(fleet.vm_names)} VMs in resource group "
@@ -118,15 +122,19 @@ def power(directory: Path, vm: str, state: str) -> None:
               help="Retry-After seconds to send with them.")
 @click.option("--latency", type=click.FloatRange(0), default=None,
               help="Also delay every ARM answer by this many seconds.")
+@click.option("--accept", is_flag=True,
+              help="Let the failing requests take effect (an action starts) and fail only "
+              "the answer.")
 def arm_fault(directory: Path, status_code: int, count: int, retry_after: float | None,
-              latency: float | None) -> None:
+              latency: float | None, accept: bool) -> None:
     """Make the next ARM requests fail (429 with Retry-After, 500, ...)."""
     client = _client(directory)
-    client.set_arm_fault(status_code, count, retry_after)
+    client.set_arm_fault(status_code, count, retry_after, accept)
     if latency is not None:
         client.set_arm_latency(latency)
     click.echo(f"next {count} ARM requests answer {status_code}"
                + (f" (Retry-After {retry_after:g}s)" if retry_after is not None else "")
+               + (" after taking effect" if accept else "")
                + (f"; latency {latency:g}s" if latency is not None else ""))
 
 

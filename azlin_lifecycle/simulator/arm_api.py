@@ -8,6 +8,7 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,12 @@ FAULT_CODES = {429: ("TooManyRequests", "The request is being throttled as the l
                      "Please retry later."),
                503: ("ServiceUnavailable", "The service is temporarily unavailable. "
                      "Please retry later.")}
+# The resource-group list refuses $expand=instanceView without $filter, as real ARM does:
+# the REST spec says it "can only be specified if a valid $filter option is specified"
+# (VirtualMachines_List; Azure/azure-rest-api-specs#42411). Compute's code for a bad
+# query parameter is InvalidParameter, naming it as the target.
+EXPAND_REFUSED = ("InvalidParameter", "The $expand option 'instanceView' can only be "
+                  "specified if a valid $filter option is specified.", "$expand")
 
 
 @dataclass
@@ -62,30 +69,37 @@ class Response:
 
     @classmethod
     def error(cls, status: int, code: str, message: str,
-              headers: Mapping[str, str] | None = None) -> Response:
-        return cls.json(status, armjson.error_body(code, message), headers)
+              headers: Mapping[str, str] | None = None, target: str | None = None) -> Response:
+        return cls.json(status, armjson.error_body(code, message, target), headers)
 
 
 class ArmFaults:
-    """Whole-API faults: the next N answers fail, and a fixed delay on every answer."""
+    """Whole-API faults: the next N answers fail, and a fixed delay on every answer.
+
+    ``accept``: the failing requests still take effect (an action starts) and only the
+    answer is the error, as when Azure accepts a request but its answer is lost.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.status = 0
         self.count = 0
         self.retry_after: float | None = None
+        self.accept = False
         self.latency = 0.0
 
-    def set_fault(self, status: int, count: int, retry_after: float | None) -> None:
+    def set_fault(self, status: int, count: int, retry_after: float | None,
+                  accept: bool = False) -> None:
         with self._lock:
             self.status, self.count, self.retry_after = status, count, retry_after
+            self.accept = accept
 
-    def take(self) -> tuple[int, float | None] | None:
+    def take(self) -> tuple[int, float | None, bool] | None:
         with self._lock:
             if self.count <= 0:
                 return None
             self.count -= 1
-            return self.status, self.retry_after
+            return self.status, self.retry_after, self.accept
 
 
 class _RateBuckets:
@@ -106,8 +120,11 @@ class _RateBuckets:
 
 
 class ArmApi:
+    """``retry_after``: the Retry-After of 202s and InProgress polls; None (the default)
+    sends none, as real ARM may not. ``answers`` counts ARM answers by HTTP status."""
+
     def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
-                 retry_after: int = 1, control: ControlHandler | None = None) -> None:
+                 retry_after: int | None = None, control: ControlHandler | None = None) -> None:
         self.state = state
         self.subscription_id = subscription_id
         self.page_size = page_size
@@ -117,6 +134,7 @@ class ArmApi:
         self.base_url = ""
         self.faults = ArmFaults()
         self.requests_served = 0
+        self.answers: Counter[int] = Counter()
         self._rates = _RateBuckets()
         self._count_lock = threading.Lock()
 
@@ -130,6 +148,8 @@ class ArmApi:
         if self.faults.latency > 0:
             time.sleep(self.faults.latency)
         response = self._arm(method, path, parse_qs(query_text, keep_blank_values=True), headers)
+        with self._count_lock:
+            self.answers[response.status] += 1
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         response.headers.setdefault("x-ms-correlation-request-id", str(uuid.uuid4()))
         return response
@@ -159,11 +179,16 @@ class ArmApi:
                  '"The authentication failed because of missing \'Authorization\' header."'})
         fault = self.faults.take()
         if fault is not None:
-            status, retry_after = fault
+            status, retry_after, accept = fault
+            if accept:
+                self._route(method, path, query)  # takes effect; its answer is lost
             code, message = FAULT_CODES.get(status, ("InternalServerError",
                                                      FAULT_CODES[500][1]))
             extra = {} if retry_after is None else {"Retry-After": _seconds(retry_after)}
             return Response.error(status, code, message, extra)
+        return self._route(method, path, query)
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]]) -> Response:
         if "api-version" not in query:
             return Response.error(400, "MissingApiVersionParameter",
                                   "The api-version query parameter (?api-version=) is required "
@@ -213,19 +238,27 @@ class ArmApi:
     def _list(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
         rg = self._check_rg(groups["rg"])
         expand = _expand(query)
+        if expand and not query.get("$filter"):
+            code, message, target = EXPAND_REFUSED
+            return Response.error(400, code, message, target=target)
         return self._page(
             query, lambda vms: [armjson.vm_body(vm, self.subscription_id, rg, expand)
-                                for vm in vms],
+                                for vm in _unfiltered(vms, query)],
             f"/subscriptions/{self.subscription_id}/resourceGroups/{rg}/providers/"
             "Microsoft.Compute/virtualMachines")
 
     def _list_all(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
         rg = self.state.resource_group
         status_only = query.get("statusOnly", [""])[0].lower() == "true"
+        expand = _expand(query)
+        if expand and not query.get("$filter"):
+            code, message, target = EXPAND_REFUSED
+            return Response.error(400, code, message, target=target)
         return self._page(
             query, lambda vms: [
                 armjson.status_only_body(vm, self.subscription_id, rg) if status_only
-                else armjson.vm_body(vm, self.subscription_id, rg, False) for vm in vms],
+                else armjson.vm_body(vm, self.subscription_id, rg, expand)
+                for vm in _unfiltered(vms, query)],
             f"/subscriptions/{self.subscription_id}/providers/Microsoft.Compute/virtualMachines")
 
     def _page(self, query: dict[str, list[str]], render: Callable[[list[Any]], list[Json]],
@@ -253,7 +286,7 @@ class ArmApi:
         return Response(202, b"", {
             "Azure-AsyncOperation": status_url,
             "Location": status_url + "&monitor=true",
-            "Retry-After": str(self.retry_after),
+            **self._retry_after(),
             **self._rate("action"),
         })
 
@@ -273,17 +306,20 @@ class ArmApi:
         if snapshot.error_code is not None:
             body["error"] = {"code": snapshot.error_code, "message": snapshot.error_message}
         if snapshot.status == "InProgress":
-            rate["Retry-After"] = str(self.retry_after)
+            rate.update(self._retry_after())
         return Response.json(200, body, rate)
 
     def _monitor(self, op: Operation, rate: dict[str, str]) -> Response:
         if op.status == "InProgress":
-            return Response(202, b"", {**rate, "Retry-After": str(self.retry_after)})
+            return Response(202, b"", {**rate, **self._retry_after()})
         if op.status == "Succeeded":
             return Response(200, b"", rate)
         return Response.error(500 if op.status == "Failed" else 409,
                               op.error_code or "OperationCanceled",
                               op.error_message or "The operation was canceled.", rate)
+
+    def _retry_after(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
     def _rate(self, category: str) -> dict[str, str]:
         return {"x-ms-ratelimit-remaining-resource": self._rates.spend(category)}
@@ -291,6 +327,12 @@ class ArmApi:
 
 def _expand(query: dict[str, list[str]]) -> bool:
     return any(v.lower() == "instanceview" for v in query.get("$expand", []))
+
+
+def _unfiltered(vms: list[Any], query: dict[str, list[str]]) -> list[Any]:
+    """The VMs a list answers: with a ``$filter`` (only ``virtualMachineScaleSet/id`` is
+    allowed) none, since no simulated VM belongs to a scale set."""
+    return [] if query.get("$filter") else vms
 
 
 def _seconds(value: float) -> str:

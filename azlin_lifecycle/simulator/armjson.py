@@ -123,11 +123,23 @@ def vm_body(vm: SimVM, subscription_id: str, resource_group: str,
 
 
 def status_only_body(vm: SimVM, subscription_id: str, resource_group: str) -> dict[str, Any]:
-    """An item of list_all with ``statusOnly=true``: identity plus the instance view."""
+    """An item of list_all with ``statusOnly=true``: identity plus the run-time statuses.
+
+    The REST spec promises only "run time status" for statusOnly (and its examples show
+    no instance view at all), so the item carries the platform's ``statuses`` but no
+    ``vmAgent``, disks or extensions, which come from the guest agent per VM: a monitor
+    must not count on the agent's state from a listing.
+    """
+    full = instance_view(vm)
+    view = {key: full[key] for key in ("computerName", "osName", "osVersion",
+                                       "hyperVGeneration", "statuses")}
     return {"name": vm.name, "id": vm_path(subscription_id, resource_group, vm.name),
             "type": "Microsoft.Compute/virtualMachines", "location": LOCATION,
-            "properties": {"vmId": vm.vm_id, "instanceView": instance_view(vm)}}
+            "properties": {"vmId": vm.vm_id, "instanceView": view}}
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if target is not None:
+        error["target"] = target
+    return {"error": error}

@@ -106,9 +106,10 @@ class SimulatorClient(FleetFacts):
     def set_metrics(self, name: str, metrics: VMMetrics) -> None:
         self._request("POST", f"vms/{name}/metrics", dataclasses.asdict(metrics))
 
-    def set_arm_fault(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
-        self._request("POST", "arm-fault",
-                      {"status": status, "count": count, "retry_after": retry_after})
+    def set_arm_fault(self, status: int, count: int = 1, retry_after: float | None = None,
+                      accept: bool = False) -> None:
+        self._request("POST", "arm-fault", {"status": status, "count": count,
+                                            "retry_after": retry_after, "accept": accept})
 
     def set_arm_latency(self, seconds: float) -> None:
         self._request("POST", "arm-latency", {"seconds": seconds})
@@ -125,6 +126,11 @@ class SimulatorClient(FleetFacts):
 
     def clear_operation_faults(self, name: str) -> None:
         self._request("POST", f"vms/{name}/clear-faults", {})
+
+    @property
+    def arm_answers(self) -> dict[int, int]:
+        """How many ARM answers had each HTTP status."""
+        return {int(k): int(v) for k, v in self.status()["arm_answers"].items()}
 
     def operations(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._request("GET", "operations")

@@ -23,7 +23,7 @@ def make_control(fleet: SimulatedFleet) -> ControlHandler:
                 return 200, fleet.operations()
             if method == "POST" and parts == ["arm-fault"]:
                 fleet.set_arm_fault(int(args["status"]), int(args.get("count", 1)),
-                                    args.get("retry_after"))
+                                    args.get("retry_after"), bool(args.get("accept", False)))
                 return 200, {"ok": True}
             if method == "POST" and parts == ["arm-latency"]:
                 fleet.set_arm_latency(float(args["seconds"]))

@@ -30,7 +30,7 @@ class SimulatedFleet(FleetFacts):
                  subscription_id: str = "00000000-0000-0000-0000-0000000000aa",
                  name_prefix: str = "vm-", boot_seconds: float = 5.0,
                  operation_seconds: float = 1.0, page_size: int = 50,
-                 retry_after: int = 1, command_seconds: float = 0.0) -> None:
+                 retry_after: int | None = None, command_seconds: float = 0.0) -> None:
         self.workdir = Path(workdir)
         self.vm_count = vm_count
         self.resource_group = resource_group
@@ -39,7 +39,7 @@ class SimulatedFleet(FleetFacts):
         self.boot_seconds = boot_seconds
         self.operation_seconds = operation_seconds
         self.page_size = page_size
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # Retry-After on 202s and InProgress polls; None: none
         self.command_seconds = command_seconds  # the metrics command's run time on a VM
         self.control_token = secrets.token_urlsafe(16)
         self.az_dir = self.workdir / "bin"
@@ -193,9 +193,11 @@ class SimulatedFleet(FleetFacts):
         self._vm(name)
         self.state.set_metrics(name, metrics)
 
-    def set_arm_fault(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
-        """The next ``count`` ARM requests answer ``status`` (429, 500, ...)."""
-        self.api.faults.set_fault(status, count, retry_after)
+    def set_arm_fault(self, status: int, count: int = 1, retry_after: float | None = None,
+                      accept: bool = False) -> None:
+        """The next ``count`` ARM requests answer ``status`` (429, 500, ...); with
+        ``accept`` they take effect all the same (an action starts)."""
+        self.api.faults.set_fault(status, count, retry_after, accept)
 
     def set_arm_latency(self, seconds: float) -> None:
         self.api.faults.latency = max(0.0, float(seconds))
@@ -242,6 +244,11 @@ class SimulatedFleet(FleetFacts):
     def arm_requests(self) -> int:
         return self.api.requests_served
 
+    @property
+    def arm_answers(self) -> dict[int, int]:
+        """How many ARM answers had each HTTP status (control API calls not counted)."""
+        return dict(self.api.answers)
+
     def status(self) -> dict[str, Any]:
         with self.state.lock:
             vms = [{"name": vm.name, "power": vm.power, "provisioning": vm.provisioning,
@@ -253,9 +260,10 @@ class SimulatedFleet(FleetFacts):
         faults = self.api.faults
         return {"arm_endpoint": self.arm_endpoint, "vms": vms,
                 "arm_requests": self.api.requests_served,
+                "arm_answers": {str(k): v for k, v in sorted(self.api.answers.items())},
                 "ssh_connections": self.hub.connection_count(),
                 "arm_fault": {"status": faults.status, "remaining": faults.count,
-                              "retry_after": faults.retry_after},
+                              "retry_after": faults.retry_after, "accept": faults.accept},
                 "arm_latency": faults.latency}
 
 

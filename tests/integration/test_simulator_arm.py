@@ -89,7 +89,7 @@ def test_not_found_texts(compute: Any) -> None:
 
 def test_list_pages_through_next_link(fleet: SimulatedFleet, compute: Any) -> None:
     pages = [list(page) for page in
-             compute.virtual_machines.list(RG, expand="instanceView").by_page()]
+             compute.virtual_machines.list_all(status_only="true").by_page()]
     assert [len(p) for p in pages] == [50, 50, 20]
     names = [vm.name for page in pages for vm in page]
     assert names == fleet.vm_names
@@ -147,7 +147,7 @@ def test_lro_headers_and_status_bodies(fleet: SimulatedFleet) -> None:
             "Microsoft.Compute/virtualMachines/vm-011")
     status, headers, body = raw(fleet, "POST", f"{base}/restart?api-version=2026-04-01", auth)
     assert (status, body) == (202, b"")
-    assert headers["retry-after"] == "1"
+    assert "retry-after" not in headers  # none by default: real ARM may send none
     assert headers["x-ms-ratelimit-remaining-resource"].startswith("Microsoft.Compute/UpdateVM3Min;")
     poll = headers["azure-asyncoperation"].removeprefix(fleet.arm_endpoint)
     assert headers["location"] == headers["azure-asyncoperation"] + "&monitor=true"
@@ -288,3 +288,29 @@ def test_az_stand_in_output(fleet: SimulatedFleet) -> None:
     finally:
         fleet.set_logged_in(True)
     assert bad.returncode == 1 and "Please run 'az login' to setup account." in bad.stderr
+
+
+def test_retry_after_on_actions_and_polls_is_an_option(tmp_path: Path) -> None:
+    with SimulatedFleet(tmp_path / "ra", 1, operation_seconds=5, retry_after=2) as fleet:
+        vm = (f"/subscriptions/{fleet.subscription_id}/resourceGroups/{RG}/providers/"
+              "Microsoft.Compute/virtualMachines/vm-001")
+        auth = {"Authorization": "Bearer t"}
+        status, headers, _ = raw(fleet, "POST", f"{vm}/restart?api-version=x", auth)
+        assert status == 202 and headers["retry-after"] == "2"
+        poll = headers["azure-asyncoperation"].removeprefix(fleet.arm_endpoint)
+        status, headers, body = raw(fleet, "GET", poll, auth)
+        assert json.loads(body)["status"] == "InProgress" and headers["retry-after"] == "2"
+
+
+def test_an_accepting_fault_starts_the_action_and_answers_the_error(
+        fleet: SimulatedFleet) -> None:
+    vm = (f"/subscriptions/{fleet.subscription_id}/resourceGroups/{RG}/providers/"
+          "Microsoft.Compute/virtualMachines/vm-016")
+    before = len(fleet.operations())
+    fleet.set_arm_fault(500, count=1, accept=True)
+    status, _, body = raw(fleet, "POST", f"{vm}/restart?api-version=x",
+                          {"Authorization": "Bearer t"})
+    assert status == 500 and json.loads(body)["error"]["code"] == "InternalServerError"
+    ops = fleet.operations()[before:]
+    assert [(op["vm"], op["action"]) for op in ops] == [("vm-016", "restart")]
+    assert fleet.provisioning_state("vm-016") == "updating"

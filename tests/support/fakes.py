@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from azlin_lifecycle.models import (
@@ -27,6 +27,7 @@ class FakeCompute:
     action_seconds: float = 0.0
     # vm -> the VM agent's displayStatus in its instance view (none: Azure cannot tell)
     agents: dict[str, str] = field(default_factory=dict)
+    forgotten_listings: int = 0
 
     def instance_view(self, target: VMTarget) -> PowerInfo:
         self.calls.append(("instance_view", target.name))
@@ -34,9 +35,13 @@ class FakeCompute:
         return PowerInfo(state, "succeeded", self.agents.get(target.name),
                          message="not found" if state is VMState.NOT_FOUND else None)
 
-    def power_states(self, subscription_id: str, resource_group: str) -> Mapping[str, PowerInfo]:
+    def power_states(self, subscription_id: str, resource_group: str, *,
+                     expected: Collection[str] = ()) -> Mapping[str, PowerInfo]:
         self.list_calls += 1
-        return {vm: PowerInfo(s, "succeeded", "Ready") for vm, s in self.states.items()}
+        return {vm.lower(): PowerInfo(s, "succeeded", "Ready") for vm, s in self.states.items()}
+
+    def forget_power_states(self) -> None:
+        self.forgotten_listings += 1
 
     def _act(self, action: str, target: VMTarget) -> None:
         self.calls.append((action, target.name))

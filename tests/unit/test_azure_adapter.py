@@ -222,3 +222,139 @@ def test_shared_token_cache_runs_the_credential_once_for_all_threads() -> None:
     cache._tokens.clear()
     assert cache.get_token("s").token == "t3"
     assert cache.get_token("s").token == "t4"
+
+
+# ---------------------------------------------------------------------------- throttling
+def test_remaining_budgets_of_both_header_forms() -> None:
+    from azlin_lifecycle.adapters.arm_limits import remaining_budgets
+
+    headers = {
+        "x-ms-ratelimit-remaining-subscription-reads": "249",
+        "X-Ms-Ratelimit-Remaining-Resource":
+            "Microsoft.Compute/HighCostGet3Min;897, Microsoft.Compute/HighCostGet30Min;4481",
+        "x-ms-ratelimit-remaining-subscription-writes": "soon",
+        "Retry-After": "5",
+    }
+    assert remaining_budgets(headers) == {
+        "x-ms-ratelimit-remaining-subscription-reads": 249,
+        "Microsoft.Compute/HighCostGet3Min": 897,
+        "Microsoft.Compute/HighCostGet30Min": 4481,
+    }
+
+
+@pytest.mark.parametrize(("budget", "left", "low"), [
+    ("x-ms-ratelimit-remaining-subscription-reads", 25, False),
+    ("x-ms-ratelimit-remaining-subscription-reads", 24, True),
+    ("Microsoft.Compute/HighCostGet3Min", 90, False),
+    ("Microsoft.Compute/HighCostGet3Min", 89, True),
+    ("Microsoft.Compute/LowCostGet3Min", 2399, True),
+    ("Microsoft.Compute/SomethingPerVM3Min", 11, False),
+    ("Microsoft.Compute/SomethingPerVM3Min", 10, True),
+])
+def test_low_is_ten_percent_of_the_documented_bucket(budget: str, left: int, low: bool) -> None:
+    from azlin_lifecycle.adapters.arm_limits import is_low
+
+    assert is_low(budget, left) is low
+
+
+def test_a_low_budget_is_logged_at_most_once_a_minute_per_name(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from azlin_lifecycle.adapters.arm_limits import RateLimitWatch
+
+    now = [1000.0]
+    watch = RateLimitWatch(clock=lambda: now[0])
+    low_list = {"x-ms-ratelimit-remaining-resource": "Microsoft.Compute/HighCostGet3Min;12"}
+    low_reads = {"x-ms-ratelimit-remaining-subscription-reads": "3"}
+    with caplog.at_level("WARNING", logger="azlin_lifecycle.adapters.azure"):
+        assert watch.observe(low_list) == ["Microsoft.Compute/HighCostGet3Min"]
+        now[0] += 59
+        assert watch.observe(low_list) == []
+        assert watch.observe(low_reads) == ["x-ms-ratelimit-remaining-subscription-reads"]
+        assert watch.observe({"x-ms-ratelimit-remaining-subscription-reads": "200"}) == []
+        now[0] += 1
+        assert watch.observe(low_list) == ["Microsoft.Compute/HighCostGet3Min"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3
+    assert "HighCostGet3Min has 12 requests left of 900" in messages[0]
+    assert all(r.levelname == "WARNING" and "\n" not in r.getMessage() for r in caplog.records)
+
+
+def test_not_before_keeps_the_later_ask_and_expires() -> None:
+    from azlin_lifecycle.adapters.arm_limits import NotBefore
+
+    now = [0.0]
+    hold = NotBefore(clock=lambda: now[0])
+    assert hold.until("sub") is None
+    hold.record("sub", 30)
+    first = hold.until("sub")
+    hold.record("sub", 5)  # an earlier end does not shorten the hold
+    assert hold.until("sub") == first and first is not None
+    assert 29 < (first - dt.datetime.now(dt.UTC)).total_seconds() <= 30
+    assert hold.until("other") is None
+    now[0] = 30.0
+    assert hold.until("sub") is None
+
+
+# ---------------------------------------------------------------------------- listing cache
+def test_listing_is_shared_case_insensitively_until_it_expires() -> None:
+    from azlin_lifecycle.adapters.arm_listing import SubscriptionListings
+
+    now = [0.0]
+    fetched: list[str] = []
+
+    def fetch(sub: str) -> dict[str, dict[str, str]]:
+        fetched.append(sub)
+        return {"rg-a": {"vm-1": "a1"}, "rg-b": {"vm-2": "b2"}}
+
+    cache: SubscriptionListings[str] = SubscriptionListings(fetch, ttl=5, clock=lambda: now[0])
+    assert cache.get("s", "RG-A", ["VM-1"]) == {"vm-1": "a1"}
+    assert cache.get("s", "rg-b") == {"vm-2": "b2"}
+    assert fetched == ["s"]
+    assert cache.get("s", "rg-c", ["ghost"]) == {}  # may be new: listed once more
+    assert cache.get("s", "rg-c", ["ghost"]) == {}  # missing from that listing too: known
+    assert fetched == ["s", "s"]
+    now[0] = 4.9
+    assert cache.get("s", "Rg-C", ["GHOST"]) == {}
+    assert fetched == ["s", "s"]
+    now[0] = 5.0
+    cache.get("s", "rg-a")
+    assert fetched == ["s", "s", "s"]
+
+
+def test_a_fetch_that_began_before_a_forget_is_not_installed() -> None:
+    import threading
+
+    from azlin_lifecycle.adapters.arm_listing import SubscriptionListings
+
+    began, release = threading.Event(), threading.Event()
+    answers = iter(["before repair", "after repair", "later"])
+
+    def fetch(sub: str) -> dict[str, dict[str, str]]:
+        value = next(answers)
+        if value == "before repair":
+            began.set()
+            release.wait(5)
+        return {"rg": {"vm": value}}
+
+    cache: SubscriptionListings[str] = SubscriptionListings(fetch, ttl=60)
+    seen: list[object] = []
+    slow = threading.Thread(target=lambda: seen.append(cache.get("s", "rg")))
+    slow.start()
+    assert began.wait(5)
+    cache.forget()  # a repair ended while the listing was on its way
+    release.set()
+    slow.join(5)
+    assert seen == [{"vm": "before repair"}]  # its own caller still gets it ...
+    assert cache.get("s", "rg") == {"vm": "after repair"}  # ... but it was never cached
+    assert cache.get("s", "rg") == {"vm": "after repair"}
+
+
+def test_provisioning_failure_from_an_instance_view() -> None:
+    from azlin_lifecycle.adapters.azure import provisioning_failure
+
+    failed = {"statuses": [{"code": "ProvisioningState/failed/AllocationFailed",
+                            "level": "Error", "message": "Allocation failed."},
+                           {"code": "PowerState/running"}]}
+    assert provisioning_failure(failed) == ("AllocationFailed", "Allocation failed.")
+    assert provisioning_failure({"statuses": [{"code": "ProvisioningState/succeeded"}]}) is None
+    assert provisioning_failure(None) is None

@@ -152,18 +152,15 @@ def test_concurrent_checks_of_one_vm_keep_the_counter_right(tmp_path: Path) -> N
     assert m.failure_count("vm1") == 20
 
 
-def test_small_batches_share_one_listing_of_their_group(tmp_path: Path) -> None:
-    compute = FakeCompute({v: VMState.RUNNING for v in VMS})
+def test_power_states_come_from_the_adapters_shared_listing_by_name_in_any_case(
+        tmp_path: Path) -> None:
+    compute = FakeCompute({"VM1": VMState.RUNNING, "vm2": VMState.STOPPED})
     m = monitor(tmp_path, compute, FakeSsh())
-    for vm in VMS:  # three batches of one VM each, as when VMs come due one by one
-        m.fetch_power_states([m.target(vm)])
-    assert compute.list_calls == 1
-    # A VM the cached listing does not know may be new: list the group again.
-    config = m.config.with_vm("vm4", m.config.vms["vm1"])
-    m.set_config(config)
-    compute.states["vm4"] = VMState.STOPPED
-    assert m.fetch_power_states([m.target("vm4")])["vm4"][0].state is VMState.STOPPED  # type: ignore[union-attr]
-    assert compute.list_calls == 2
+    powers = m.fetch_power_states([m.target(vm) for vm in VMS])
+    assert powers["vm1"][0] is not None and powers["vm1"][0].state is VMState.RUNNING
+    assert powers["vm2"][0] is not None and powers["vm2"][0].state is VMState.STOPPED
+    assert powers["vm3"][0] is not None and powers["vm3"][0].state is VMState.NOT_FOUND
+    assert compute.list_calls == 1  # one call for the group
     m.forget_power_states()
-    m.fetch_power_states([m.target("vm1")])
-    assert compute.list_calls == 3
+    assert compute.forgotten_listings == 1
+

@@ -158,7 +158,11 @@ def api(state: FleetState) -> ArmApi:
 
 
 def test_api_paging_and_case_insensitive_paths(api: ArmApi) -> None:
-    first = api.handle("GET", f"{VMS}?api-version=v&$expand=instanceView", AUTH, b"")
+    refused = api.handle("GET", f"{VMS}?api-version=v&$expand=instanceView", AUTH, b"")
+    assert refused.status == 400  # as real ARM: $expand=instanceView needs a $filter
+    assert json.loads(refused.body)["error"]["code"] == "InvalidParameter"
+    all_vms = VMS.replace("/resourceGroups/rg", "")
+    first = api.handle("GET", f"{all_vms}?api-version=v&statusOnly=true", AUTH, b"")
     body = json.loads(first.body)
     assert [v["name"] for v in body["value"]] == ["vm-1", "vm-2"]
     assert "instanceView" in body["value"][0]["properties"]
