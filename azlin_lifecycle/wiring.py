@@ -7,9 +7,13 @@ own, so unit tests (with fakes) never load the Azure SDK, fabric or GObject.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from .config import LifecycleConfig
-from .ports import ComputeApi, HookRunner, SshProber
+from .ports import AddressBook, ComputeApi, HookRunner, SshProber
+
+if TYPE_CHECKING:
+    from .adapters.network import JsonReader
 
 
 def load_adapter_libraries() -> None:
@@ -37,6 +41,14 @@ def build_ssh(config: LifecycleConfig) -> SshProber:
 
     return FabricSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
                            max_open=config.daemon.max_open_ssh_connections)
+
+
+def build_address_book(config: LifecycleConfig, compute: JsonReader) -> AddressBook:
+    """Addresses from Azure through ``compute``'s ARM pipeline (an ArmCompute)."""
+    from .adapters.network import PRIVATE_CONNECT_TIMEOUT, ArmAddressBook
+
+    return ArmAddressBook(compute, private_connect_timeout=min(
+        PRIVATE_CONNECT_TIMEOUT, config.daemon.ssh_timeout_seconds))
 
 
 def build_hooks(config: LifecycleConfig,
