@@ -244,3 +244,52 @@ def test_unknown_vm_is_an_azure_error(fleet: SimulatedFleet, compute: ArmCompute
                                                fleet.resource_group, None))
     assert err.value.code == "ResourceNotFound"
     assert "no-such-vm" in str(err.value)
+
+
+def test_control_api_and_cli_make_a_vm_private_only(
+        fleet: SimulatedFleet, compute: ArmCompute, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from azlin_lifecycle.cli.main import cli
+    from azlin_lifecycle.simulator.runner import write_info
+
+    name = fleet.vm_names[1]
+    write_info(fleet)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["simulate", "public-ip", "--dir", str(fleet.workdir), name,
+                                 "none"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{name}: private-only (no public IP)\n"
+    assert ArmAddressBook(compute).route(unset(fleet, name)).target is None
+    result = runner.invoke(cli, ["simulate", "public-ip", "--dir", str(fleet.workdir), name,
+                                 "new"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{name}: public IP {fleet.public_ip(name)}\n"
+    assert ArmAddressBook(compute).route(unset(fleet, name)).via == (
+        f"public IP {fleet.public_ip(name)}")
+    config = tmp_path / "resolved.toml"
+    result = runner.invoke(cli, ["simulate", "config", "--dir", str(fleet.workdir), str(config),
+                                 "--resolve-ssh"])
+    assert result.exit_code == 0, result.output
+    text = config.read_text()
+    assert "ssh_host" not in text and "ssh_user" not in text and "ssh_port" in text
+
+
+def test_vms_show_says_what_is_resolved_from_azure(tmp_path: Path, home: Path) -> None:
+    from click.testing import CliRunner
+
+    from azlin_lifecycle.cli.main import cli
+
+    config = str(tmp_path / "lifecycle.toml")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", config, "enable", "web-1", "--subscription", "s",
+                                 "--resource-group", "rg"])
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(cli, ["--config", config, "show", "web-1"]).output
+    assert "ssh_host" in shown and shown.count("(resolved from Azure)") == 2
+    assert "azlin's search order" in shown
+    assert "ssh_host" not in Path(config).read_text()
+    runner.invoke(cli, ["--config", config, "enable", "web-1", "--ssh-host", "10.1.2.3",
+                        "--ssh-user", "ops"])
+    shown = runner.invoke(cli, ["--config", config, "show", "web-1"]).output
+    assert "10.1.2.3" in shown and "ops" in shown and shown.count("(resolved from Azure)") == 0
