@@ -174,7 +174,10 @@ class MonitoringConfig:
 
     ``restart_policy`` accepts the enum or its string value; ``hooks`` maps a hook type
     (``on_failure`` ...) to an executable's path or an ``https://`` webhook URL.
-    ``ssh_host`` defaults to the VM's name (resolved by DNS).
+    ``ssh_host``, ``ssh_user`` and ``ssh_key`` left unset (None) are resolved for each
+    check (:mod:`azlin_lifecycle.adapters.network`): the VM's public IP from Azure (else
+    its private IP or azlin's Bastion tunnel), its ``osProfile.adminUsername``, and the
+    first key of azlin's search order (``~/.ssh/azlin_key``, ``id_ed25519_azlin`` ...).
     """
 
     enabled: bool = True
@@ -186,8 +189,8 @@ class MonitoringConfig:
     subscription_id: str | None = None
     ssh_host: str | None = None
     ssh_port: int = 22
-    ssh_user: str = "azureuser"
-    ssh_key: str = "~/.ssh/azlin_key"
+    ssh_user: str | None = None
+    ssh_key: str | None = None
     dry_run: bool = False
 
     def __post_init__(self) -> None:

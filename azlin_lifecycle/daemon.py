@@ -16,7 +16,6 @@ STOPPING=1 on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -44,7 +43,7 @@ from .hooks import HookExecutor
 from .manager import LifecycleManager
 from .models import HealthStatus, PowerInfo, RepairAction, RestartResult, VMState, VMTarget
 from .policy import FleetView, breaker_trips
-from .ports import ComputeApi, HookRunner, SshProber
+from .ports import AddressBook, ComputeApi, HookRunner, SshProber
 from .scheduler import Scheduler
 from .state import StateStore
 from .targets import resolve_target
@@ -93,10 +92,12 @@ class LifecycleDaemon:
         hooks: HookRunner | None = None,
         store: StateStore | None = None,
         foreground: bool | None = None,
+        addresses: AddressBook | None = None,
     ) -> None:
         self.manager = LifecycleManager(config_path)
         self._compute = compute
         self._ssh = ssh
+        self._addresses = addresses
         self._hooks = hooks
         self._store = store
         self._foreground = foreground
@@ -196,7 +197,7 @@ class LifecycleDaemon:
             load_adapter_libraries()
         compute = self._compute or build_compute(self._config)
         self.monitor = HealthMonitor(config=self._config, compute=compute, ssh=self._ssh,
-                                     store=store)
+                                     addresses=self._addresses, store=store)
         self.healer = SelfHealer(config=self._config, compute=compute, store=store,
                                  hooks=self._hooks, on_repaired=self._after_repair)
         workers = self._config.daemon.max_workers
@@ -210,8 +211,7 @@ class LifecycleDaemon:
     def _after_repair(self, vm: str) -> None:
         self.monitor.reset_failures(vm)
         self.monitor.forget_power_states()
-        with contextlib.suppress(LifecycleConfigError):
-            self.monitor.ssh.forget(resolve_target(self._config, vm))
+        self.monitor.forget_vm(vm)
 
     # ================================================================== loop
     def _run(self) -> None:
@@ -439,6 +439,7 @@ class LifecycleDaemon:
             log_event(log, Event.POWER_CHANGED,
                       f"{vm}: power state {prev.state.value} -> {status.state.value}", vm=vm,
                       previous_state=prev.state, power_state=status.state)
+            self.monitor.forget_vm(vm)  # a dynamic public IP changes with the power state
             if status.state in STOPPED_STATES and prev.state not in STOPPED_STATES:
                 self._fire(HookType.ON_STOP, vm, {"state": status.state.value,
                                                   "previous_state": prev.state.value})

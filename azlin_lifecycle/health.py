@@ -39,7 +39,8 @@ from .models import (
     VMTarget,
 )
 from .paths import host_key_name, known_hosts_path
-from .ports import AzureOperationError, ComputeApi, SshProber
+from .policy import guest_evidence
+from .ports import AddressBook, AzureOperationError, ComputeApi, SshProber
 from .state import StateStore
 from .targets import resolve_target
 
@@ -63,15 +64,35 @@ class HealthMonitor(ConfiguredComponent):
         config: LifecycleConfig | None = None,
         compute: ComputeApi | None = None,
         ssh: SshProber | None = None,
+        addresses: AddressBook | None = None,
         store: StateStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(config_path, config=config, compute=compute, store=store)
         self._ssh = ssh
+        self._addresses = addresses
         self._clock = clock
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
+        self._routed: dict[str, VMTarget] = {}  # the target each VM was last probed as
         self._vm_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    @property
+    def addresses(self) -> AddressBook:
+        if self._addresses is None:
+            from .wiring import build_address_book
+
+            self._addresses = build_address_book(self.config, self.compute)
+        return self._addresses
+
+    def forget_vm(self, vm_name: str) -> None:
+        """Drop what may have changed with the VM's power state: its address (a dynamic
+        IP changes on start, redeploy, deallocate) and its cached SSH connection."""
+        with self._lock:
+            routed = self._routed.pop(vm_name, None)
+        self.addresses.forget(vm_name)
+        if routed is not None:
+            self.ssh.forget(routed)
 
     @property
     def ssh(self) -> SshProber:
@@ -159,11 +180,48 @@ class HealthMonitor(ConfiguredComponent):
         started = time.monotonic() if started is None else started
         state = power.state if power else VMState.UNKNOWN
         probe: SshProbeResult | None = None
+        via: str | None = None
         if state in SSH_STATES:
-            probe = self.ssh.probe(target, self.config.daemon.ssh_timeout_seconds)
-        status = self._evaluate(target, power, azure_error, probe, time.monotonic() - started)
+            try:
+                route = self.addresses.route(target)
+            except AzureOperationError as exc:
+                probe = SshProbeResult(False, "address unknown: Azure could not say where the "
+                                       f"VM is ({exc})", fault=SshFault.OTHER)
+            else:
+                if route.target is None:
+                    status = self._judge_by_azure(target, route.via, time.monotonic() - started)
+                    self.store.add_checks([status])
+                    return status
+                target, via = route.target, route.via
+                with self._lock:
+                    self._routed[target.name] = target
+                probe = self.ssh.probe(target, self.config.daemon.ssh_timeout_seconds)
+        status = self._evaluate(target, power, azure_error, probe, time.monotonic() - started,
+                                via)
         self.store.add_checks([status])
         return status
+
+    def _judge_by_azure(self, target: VMTarget, why: str, duration: float) -> HealthStatus:
+        """A VM that SSH cannot reach from here (only a private address, no tunnel): its
+        health from its instance view alone. Agent Not Ready or vmHealth unhealthy count
+        as a failure; Ready (or healthy) is healthy; no word from the guest counts nothing."""
+        try:
+            power: PowerInfo | None = self.compute.instance_view(target)
+        except AzureOperationError as exc:
+            power, words, alive = None, f"Azure's view unavailable ({exc})", None
+        else:
+            assert power is not None
+            alive, words = guest_evidence(power, self._clock(),
+                                          self.config.healing.agent_status_max_age_seconds)
+        count = self._count(target.name, alive is False and not self._in_grace(target.name))
+        return HealthStatus(
+            vm_name=target.name, state=power.state if power else VMState.UNKNOWN,
+            ssh_reachable=False, ssh_failures=count, healthy=alive is True,
+            reason=f"{why}; judged by Azure's view: {words}",
+            provisioning_state=power.provisioning_state if power else None,
+            agent_status=power.agent_status if power else None, ssh_checked=False,
+            check_duration_seconds=duration, timestamp=models.utcnow(),
+            fault=SshFault.NOT_APPLICABLE, ssh_via=why)
 
     # ------------------------------------------------------------------ counting
     def _evaluate(
@@ -173,21 +231,15 @@ class HealthMonitor(ConfiguredComponent):
         azure_error: str | None,
         probe: SshProbeResult | None,
         duration: float,
+        via: str | None = None,
     ) -> HealthStatus:
         state = power.state if power else VMState.UNKNOWN
-        in_grace = self.store.healing_state(vm.name).grace_until > self._clock()
+        in_grace = self._in_grace(vm.name)
         fault = None if probe is None or probe.reachable else probe.fault
-        with self._vm_locks[vm.name]:
-            count = self._current_failures(vm.name)
-            if probe is None or probe.reachable or in_grace:
-                # not running (or unknown to Azure); healthy; booting after a repair
-                count = 0
-            elif fault is None or fault.guest_side:  # a prober that does not classify: guest
-                count += 1
-            else:
-                count = 0  # a restart cannot fix it: never counts toward one
-            with self._lock:
-                self._failures[vm.name] = count
+        # Not running (or unknown to Azure), or healthy: nothing to count. A fault a restart
+        # cannot fix never counts; a prober that does not classify is taken as guest-side.
+        count = self._count(vm.name, probe is not None and not probe.reachable and not in_grace
+                            and (fault is None or fault.guest_side))
         healthy = probe is not None and probe.reachable
         return HealthStatus(
             vm_name=vm.name,
@@ -203,7 +255,20 @@ class HealthMonitor(ConfiguredComponent):
             check_duration_seconds=duration,
             timestamp=models.utcnow(),
             fault=fault,
+            ssh_via=via,
         )
+
+    def _in_grace(self, vm: str) -> bool:
+        return self.store.healing_state(vm).grace_until > self._clock()
+
+    def _count(self, vm: str, counts: bool) -> int:
+        """The VM's consecutive failures after this check: one more if it ``counts``, else
+        back to 0 (callers do not count a VM booting in its grace period after a repair)."""
+        with self._vm_locks[vm]:
+            count = self._current_failures(vm) + 1 if counts else 0
+            with self._lock:
+                self._failures[vm] = count
+        return count
 
     def _current_failures(self, vm: str) -> int:
         with self._lock:

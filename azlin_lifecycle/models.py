@@ -168,6 +168,7 @@ class HealthStatus:
     check_duration_seconds: float = 0.0
     timestamp: dt.datetime = field(default_factory=utcnow)
     fault: SshFault | None = None
+    ssh_via: str | None = None  # how SSH reached it: "public IP 20.1.2.3", "Bastion tunnel ..."
 
     @property
     def needs_you(self) -> bool:
@@ -177,10 +178,10 @@ class HealthStatus:
     @property
     def failing(self) -> bool:
         """A counted failure of a VM that should be up: the one definition that the status
-        line, ``get_status()`` and the circuit breaker use. Not failing: healthy, stopped or
-        unknown to Azure (not SSH-checked), in the grace period after a repair, or a fault a
-        restart cannot fix (that one "needs you")."""
-        return self.ssh_checked and not self.healthy and self.ssh_failures > 0
+        line, ``get_status()`` and the circuit breaker use. Not failing (the count is 0):
+        healthy, stopped or unknown to Azure, in the grace period after a repair, or a
+        fault a restart cannot fix (that one "needs you")."""
+        return not self.healthy and self.ssh_failures > 0
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict (the persisted history format)."""
@@ -198,6 +199,7 @@ class HealthStatus:
             "check_duration_seconds": round(self.check_duration_seconds, 4),
             "timestamp": self.timestamp.isoformat(),
             "fault": None if self.fault is None else self.fault.value,
+            "ssh_via": self.ssh_via,
         }
 
     @classmethod
@@ -217,6 +219,7 @@ class HealthStatus:
             check_duration_seconds=rec.get("check_duration_seconds", 0.0),
             timestamp=dt.datetime.fromisoformat(rec["timestamp"]),
             fault=SshFault(rec["fault"]) if rec.get("fault") else None,
+            ssh_via=rec.get("ssh_via"),
         )
 
 

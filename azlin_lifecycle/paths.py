@@ -2,6 +2,7 @@
 
 ``AZLIN_CONFIG_DIR`` replaces ``~/.azlin`` (azlin's own convention) and
 ``XDG_STATE_HOME`` places the persisted state, as the XDG base directory spec says.
+``AZURE_CONFIG_DIR`` replaces ``~/.azure``, as for the Azure CLI itself.
 """
 
 from __future__ import annotations
@@ -25,6 +26,27 @@ def config_path() -> Path:
 def azlin_config_path() -> Path:
     """azlin's own config file (default resource group, subscription)."""
     return config_dir() / "config.toml"
+
+
+def azlin_tunnel_registry_path() -> Path:
+    """azlin's registry of the Bastion tunnels it keeps open (VM resource ID -> local port)."""
+    return config_dir() / "tunnels" / "registry.json"
+
+
+def azure_profile_path() -> Path:
+    """The Azure CLI's account list (``subscriptions[]`` with ``isDefault``)."""
+    override = os.environ.get("AZURE_CONFIG_DIR")
+    base = Path(override).expanduser() if override else Path.home() / ".azure"
+    return base / "azureProfile.json"
+
+
+# azlin's private key search order (azlin's key_helpers PREFERRED_KEY_STEMS), under ~/.ssh.
+AZLIN_KEY_NAMES = ("azlin_key", "id_ed25519_azlin", "id_ed25519", "id_rsa")
+
+
+def azlin_key_candidates(home: Path | None = None) -> list[Path]:
+    ssh_dir = (home or Path.home()) / ".ssh"
+    return [ssh_dir / name for name in AZLIN_KEY_NAMES]
 
 
 def known_hosts_path() -> Path:

@@ -2,11 +2,16 @@
 
 Subscription and resource group come from the VM's own table, then ``[azure]``, then
 azlin's own ``~/.azlin/config.toml`` (``default_resource_group``, and
-``subscription_id`` or ``default_subscription_id`` when azlin recorded one).
+``subscription_id`` or ``default_subscription_id`` when azlin recorded one). azlin
+usually records no subscription: the last resort is the Azure CLI's default one
+(``isDefault`` in ``$AZURE_CONFIG_DIR/azureProfile.json``, i.e. ``az account set``).
+
+SSH host, user and key stay None when not configured: an AddressBook resolves them.
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,6 +63,28 @@ def _read_azlin_defaults(path: str, mtime: float) -> AzlinDefaults:
     )
 
 
+def read_cli_subscription(path: Path | None = None) -> str | None:
+    """The Azure CLI's default subscription ID, or None (no file, no default, garbled)."""
+    path = path or paths.azure_profile_path()
+    return _read_cli_subscription(str(path), _mtime(path))
+
+
+@lru_cache(maxsize=4)
+def _read_cli_subscription(path: str, mtime: float) -> str | None:
+    if not mtime:
+        return None
+    try:  # the CLI writes this file with a UTF-8 byte order mark
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    subscriptions = data.get("subscriptions") if isinstance(data, dict) else None
+    for sub in subscriptions if isinstance(subscriptions, list) else []:
+        if isinstance(sub, dict) and sub.get("isDefault") is True:
+            sub_id = sub.get("id")
+            return sub_id.strip() if isinstance(sub_id, str) and sub_id.strip() else None
+    return None
+
+
 def resolve_target(
     config: LifecycleConfig, vm_name: str, defaults: AzlinDefaults | None = None
 ) -> VMTarget:
@@ -67,12 +94,14 @@ def resolve_target(
             f"VM {vm_name!r} is not configured; add it with: azlin lifecycle enable {vm_name}"
         )
     defaults = defaults or read_azlin_defaults()
-    subscription = vm.subscription_id or config.azure.subscription_id or defaults.subscription_id
+    subscription = (vm.subscription_id or config.azure.subscription_id
+                    or defaults.subscription_id or read_cli_subscription())
     group = vm.resource_group or config.azure.resource_group or defaults.resource_group
     if not subscription:
         raise LifecycleConfigError(
-            f"VM {vm_name!r} has no Azure subscription: set [azure] subscription_id, or "
-            f"'azlin lifecycle enable {vm_name} --subscription ID'"
+            f"VM {vm_name!r} has no Azure subscription: set [azure] subscription_id, "
+            f"'azlin lifecycle enable {vm_name} --subscription ID', or a default with "
+            "'az account set --subscription ID'"
         )
     if not group:
         raise LifecycleConfigError(
@@ -83,7 +112,7 @@ def resolve_target(
         name=vm_name,
         subscription_id=subscription,
         resource_group=group,
-        ssh_host=vm.ssh_host or vm_name,
+        ssh_host=vm.ssh_host,
         ssh_port=vm.ssh_port,
         ssh_user=vm.ssh_user,
         ssh_key=vm.ssh_key,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from .config import LifecycleConfig
-from .ports import ComputeApi, HookRunner, SshProber
+from .ports import AddressBook, ComputeApi, HookRunner, SshProber
 
 
 def load_adapter_libraries() -> None:
@@ -38,6 +38,17 @@ def build_ssh(config: LifecycleConfig) -> SshProber:
 
     return FabricSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
                            max_open=config.daemon.max_open_ssh_connections)
+
+
+def build_address_book(config: LifecycleConfig, compute: ComputeApi) -> AddressBook:
+    """Addresses from Azure through ``compute``'s ARM pipeline (an ArmCompute)."""
+    from .adapters.network import PRIVATE_CONNECT_TIMEOUT, ArmAddressBook, JsonReader
+
+    if not isinstance(compute, JsonReader):
+        raise TypeError(f"{type(compute).__name__} cannot read ARM resources: pass an "
+                        "AddressBook of your own, or the Azure adapter")
+    return ArmAddressBook(compute, private_connect_timeout=min(
+        PRIVATE_CONNECT_TIMEOUT, config.daemon.ssh_timeout_seconds))
 
 
 def build_hooks(config: LifecycleConfig,

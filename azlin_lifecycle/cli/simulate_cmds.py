@@ -112,6 +112,18 @@ def power(directory: Path, vm: str, state: str) -> None:
     click.echo(f"{vm}: power state {state}")
 
 
+@simulate_group.command(name="public-ip")
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("setting", type=click.Choice(("new", "none")))
+def public_ip(directory: Path, vm: str, setting: str) -> None:
+    """Give VM a new public IP, or none (private-only: reachable only through a tunnel)."""
+    client = _client(directory)
+    client.set_public_ip(vm, setting == "new")
+    address = client.public_ip(vm)
+    click.echo(f"{vm}: public IP {address}" if address else f"{vm}: private-only (no public IP)")
+
+
 @simulate_group.command(name="arm-fault")
 @DIR_OPTION
 @click.option("--status", "status_code", type=click.IntRange(400, 599), default=429,
@@ -184,11 +196,14 @@ def _took(op: dict[str, Any]) -> str:
 @click.option("--policy", type=click.Choice(("never", "on-failure", "always")),
               default="on-failure", show_default=True)
 @click.option("--interval", type=click.IntRange(10), default=10, show_default=True)
-def config(directory: Path, path: Path, policy: str, interval: int) -> None:
+@click.option("--resolve-ssh", is_flag=True,
+              help="Leave SSH host and user unset: resolved from Azure (public IP, admin user).")
+def config(directory: Path, path: Path, policy: str, interval: int, resolve_ssh: bool) -> None:
     """Write a lifecycle configuration monitoring every simulated VM to PATH."""
     client = _client(directory)
     client.status()
-    client.write_config(path, restart_policy=policy, check_interval_seconds=interval)
+    client.write_config(path, restart_policy=policy, check_interval_seconds=interval,
+                        resolve_ssh=resolve_ssh)
     click.echo(f"Wrote {path} ({len(client.vm_names)} VMs). Use it with: "
                f"azlin lifecycle --config {path} ...; the az stand-in is in {client.az_dir}")
 

@@ -54,6 +54,7 @@ def status(app: AppContext, as_json: bool) -> None:
             "healthy": s.healthy if s else None,
             "needs_you": s.needs_you if s else False,
             "reason": s.reason if s else None,
+            "ssh_via": s.ssh_via if s else None,
             "last_check": s.timestamp if s else None,
             "failures": s.ssh_failures if s else None,
             "last_repair": None if r is None else {

@@ -32,6 +32,9 @@ OPTION_FIELDS = {
 }
 
 
+RESOLVED = "(resolved from Azure)"
+
+
 def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
     hooks: dict[str, str] = {}
     for item in values:
@@ -54,10 +57,12 @@ def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
               help="Consecutive SSH failures before on-failure restarts (default 3).")
 @click.option("--resource-group", help="Azure resource group (default: [azure] or azlin's config).")
 @click.option("--subscription", help="Azure subscription ID (default: [azure] or azlin's config).")
-@click.option("--ssh-host", help="Host or IP to check over SSH (default: the VM name).")
+@click.option("--ssh-host", help="Host or IP to check over SSH (default: resolved from Azure: "
+              "the public IP, else the private IP or azlin's Bastion tunnel).")
 @click.option("--ssh-port", type=int, help="SSH port (default 22).")
-@click.option("--ssh-user", help="SSH user (default azureuser).")
-@click.option("--ssh-key", help="SSH private key (default ~/.ssh/azlin_key).")
+@click.option("--ssh-user", help="SSH user (default: the VM's admin user from Azure).")
+@click.option("--ssh-key", help="SSH private key (default: the first of ~/.ssh/azlin_key, "
+              "id_ed25519_azlin, id_ed25519, id_rsa).")
 @click.option("--dry-run/--no-dry-run", default=None, help="Observe only: log 'would restart'.")
 @click.option("--hook", "hooks", multiple=True, metavar="TYPE=TARGET",
               help=f"Set a hook ({', '.join(VALID_HOOK_TYPES)}); repeatable.")
@@ -151,7 +156,10 @@ def show(app: AppContext, vm: str, as_json: bool) -> None:
             ("dry_run", "yes" if cfg.dry_run else "no"),
             ("resource_group", cfg.resource_group or "(default)"),
             ("subscription_id", cfg.subscription_id or "(default)"),
-            ("ssh", f"{cfg.ssh_user}@{cfg.ssh_host or vm}:{cfg.ssh_port} key {cfg.ssh_key}"),
+            ("ssh_host", cfg.ssh_host or RESOLVED),
+            ("ssh_port", cfg.ssh_port),
+            ("ssh_user", cfg.ssh_user or RESOLVED),
+            ("ssh_key", cfg.ssh_key or "(azlin's search order: ~/.ssh/azlin_key, ...)"),
         ]
         + [(f"hook {k}", v) for k, v in sorted(cfg.hooks.items())]
     )

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from . import armjson
+from .network import SimNetwork
 from .state import ArmError, FleetState, Operation
 
 Json = Any
@@ -32,6 +33,11 @@ ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("operation", re.compile(
         _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)$",
         re.I)),
+]
+_NET = _SUB + r"/resourcegroups/(?P<rg>[^/]+)/providers/microsoft\.network"
+ROUTES += [
+    ("nic", re.compile(_NET + r"/networkinterfaces/(?P<nic>[^/]+)$", re.I)),
+    ("public_ip", re.compile(_NET + r"/publicipaddresses/(?P<pip>[^/]+)$", re.I)),
 ]
 ACTION_NAMES = {"restart": "restart", "start": "start", "poweroff": "powerOff",
                 "deallocate": "deallocate", "redeploy": "redeploy"}
@@ -122,6 +128,8 @@ class _RateBuckets:
 class ArmApi:
     """``retry_after``: the Retry-After of 202s and InProgress polls; None (the default)
     sends none, as real ARM may not. ``answers`` counts ARM answers by HTTP status."""
+
+    network: SimNetwork | None = None  # NICs and public IPs (set by SimulatedFleet)
 
     def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
                  retry_after: int | None = None, control: ControlHandler | None = None) -> None:
@@ -324,6 +332,32 @@ class ArmApi:
     def _rate(self, category: str) -> dict[str, str]:
         return {"x-ms-ratelimit-remaining-resource": self._rates.spend(category)}
 
+    # ------------------------------------------------------------------ Microsoft.Network
+    def _nic(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        rg = self._check_rg(groups["rg"])
+        _network_api(query, "networkInterfaces")
+        name = groups["nic"]
+        with self.state.lock:
+            vm = self.state.find(name[:-4]) if name.lower().endswith("-nic") else None
+            entry = None if vm is None or self.network is None else self.network.get(vm.name)
+            if vm is None or entry is None:
+                raise _network_not_found("networkInterfaces", name, rg)
+            body = armjson.nic_body(vm, self.subscription_id, rg, entry.private_ip,
+                                    entry.has_public)
+        return Response.json(200, body)
+
+    def _public_ip(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        rg = self._check_rg(groups["rg"])
+        _network_api(query, "publicIPAddresses")
+        name = groups["pip"]
+        with self.state.lock:
+            vm = self.state.find(name[:-3]) if name.lower().endswith("-ip") else None
+            entry = None if vm is None or self.network is None else self.network.get(vm.name)
+            if vm is None or entry is None or not entry.has_public:
+                raise _network_not_found("publicIPAddresses", name, rg)
+            body = armjson.public_ip_body(vm, self.subscription_id, rg, entry.public_ip)
+        return Response.json(200, body)
+
 
 def _expand(query: dict[str, list[str]]) -> bool:
     return any(v.lower() == "instanceview" for v in query.get("$expand", []))
@@ -337,3 +371,20 @@ def _unfiltered(vms: list[Any], query: dict[str, list[str]]) -> list[Any]:
 
 def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _network_api(query: dict[str, list[str]], kind: str) -> None:
+    version = query.get("api-version", [""])[0]
+    if version not in armjson.NETWORK_API_VERSIONS:
+        raise ArmError(400, "NoRegisteredProviderFound",
+                       f"No registered resource provider found for location "
+                       f"'{armjson.LOCATION}' and API version '{version}' for type '{kind}'. "
+                       f"The supported api-versions are "
+                       f"'{', '.join(armjson.NETWORK_API_VERSIONS)}'.")
+
+
+def _network_not_found(kind: str, name: str, resource_group: str) -> ArmError:
+    return ArmError(404, "ResourceNotFound",
+                    f"The Resource 'Microsoft.Network/{kind}/{name}' under resource group "
+                    f"'{resource_group}' was not found. For more details please go to "
+                    "https://aka.ms/ARMResourceNotFoundFix")

@@ -143,3 +143,68 @@ def error_body(code: str, message: str, target: str | None = None) -> dict[str, 
     if target is not None:
         error["target"] = target
     return {"error": error}
+
+
+# ---------------------------------------------------------------- Microsoft.Network
+# Shapes modelled on the Network spec's NetworkInterfaceGet.json and PublicIpAddressGet.json
+# (stable/2024-05-01). ARM refuses an api-version its resource provider does not serve.
+NETWORK_API_VERSIONS = ("2023-09-01", "2023-11-01", "2024-01-01", "2024-03-01", "2024-05-01",
+                        "2024-07-01", "2024-10-01")
+
+
+def network_path(subscription_id: str, resource_group: str, kind: str, name: str) -> str:
+    return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
+            f"Microsoft.Network/{kind}/{name}")
+
+
+def nic_body(vm: SimVM, subscription_id: str, resource_group: str, private_ip: str,
+             has_public: bool) -> dict[str, Any]:
+    nic_id = network_path(subscription_id, resource_group, "networkInterfaces", f"{vm.name}-nic")
+    vnet = network_path(subscription_id, resource_group, "virtualNetworks",
+                        f"{resource_group}-vnet")
+    config: dict[str, Any] = {
+        "provisioningState": "Succeeded",
+        "privateIPAddress": private_ip,
+        "privateIPAllocationMethod": "Dynamic",
+        "subnet": {"id": f"{vnet}/subnets/default"},
+        "primary": True,
+        "privateIPAddressVersion": "IPv4",
+    }
+    if has_public:
+        config["publicIPAddress"] = {"id": network_path(
+            subscription_id, resource_group, "publicIPAddresses", f"{vm.name}-ip")}
+    return {
+        "name": f"{vm.name}-nic", "id": nic_id, "location": LOCATION,
+        "type": "Microsoft.Network/networkInterfaces",
+        "properties": {
+            "provisioningState": "Succeeded",
+            "ipConfigurations": [{"name": "ipconfig1", "id": f"{nic_id}/ipConfigurations/ipconfig1",
+                                  "properties": config}],
+            "dnsSettings": {"dnsServers": [], "appliedDnsServers": []},
+            "enableAcceleratedNetworking": False,
+            "enableIPForwarding": False,
+            "primary": True,
+            "virtualMachine": {"id": vm_path(subscription_id, resource_group, vm.name)},
+        },
+    }
+
+
+def public_ip_body(vm: SimVM, subscription_id: str, resource_group: str,
+                   address: str | None) -> dict[str, Any]:
+    """A Basic dynamic public IP: no ``ipAddress`` while it is released (VM deallocated)."""
+    nic_id = network_path(subscription_id, resource_group, "networkInterfaces", f"{vm.name}-nic")
+    props: dict[str, Any] = {
+        "provisioningState": "Succeeded",
+        "publicIPAddressVersion": "IPv4",
+        "publicIPAllocationMethod": "Dynamic",
+        "idleTimeoutInMinutes": 4,
+        "ipConfiguration": {"id": f"{nic_id}/ipConfigurations/ipconfig1"},
+        "ipTags": [],
+    }
+    if address is not None:
+        props["ipAddress"] = address
+    return {"name": f"{vm.name}-ip", "location": LOCATION, "sku": {"name": "Basic",
+                                                                  "tier": "Regional"},
+            "id": network_path(subscription_id, resource_group, "publicIPAddresses",
+                               f"{vm.name}-ip"),
+            "type": "Microsoft.Network/publicIPAddresses", "properties": props}

@@ -132,6 +132,16 @@ class SimulatorClient(FleetFacts):
         """How many ARM answers had each HTTP status."""
         return {int(k): int(v) for k, v in self.status()["arm_answers"].items()}
 
+    def set_public_ip(self, name: str, enabled: bool) -> None:
+        """Give VM ``name`` a new public IP (True) or make it private-only (False)."""
+        self._request("POST", f"vms/{name}/public-ip", {"enabled": enabled})
+
+    def public_ip(self, name: str) -> str | None:
+        for vm in self.status()["vms"]:
+            if vm["name"] == name:
+                return None if vm.get("public_ip") is None else str(vm["public_ip"])
+        raise SimulatorError(f"no simulated VM named {name!r}")
+
     def operations(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._request("GET", "operations")
         return result

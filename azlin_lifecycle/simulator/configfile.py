@@ -38,15 +38,21 @@ def write_config(path: Path, *, subscription_id: str, resource_group: str, arm_e
                  ca_path: Path, client_key: Path, ports: Mapping[str, int],
                  restart_policy: str = "on-failure", check_interval_seconds: int = 10,
                  hooks: Mapping[str, str] | None = None,
-                 extra_toml: Mapping[str, Any] | None = None) -> None:
-    """Write a complete, validated lifecycle-config.toml for the fleet to ``path``."""
+                 extra_toml: Mapping[str, Any] | None = None,
+                 resolve_ssh: bool = False) -> None:
+    """Write a complete, validated lifecycle-config.toml for the fleet to ``path``.
+
+    ``resolve_ssh``: leave ``ssh_host`` and ``ssh_user`` unset, so they are resolved from
+    Azure (the VM's public IP and admin user), as for azlin's own VMs.
+    """
+    fixed = {} if resolve_ssh else {"ssh_host": "127.0.0.1", "ssh_user": SSH_USER}
     doc: dict[str, Any] = {
         "azure": {"subscription_id": subscription_id, "resource_group": resource_group,
                   "arm_endpoint": arm_endpoint, "ca_bundle": str(ca_path), "credential": "cli"},
         "vms": {
             name: {"enabled": True, "check_interval_seconds": check_interval_seconds,
-                   "restart_policy": restart_policy, "ssh_host": "127.0.0.1", "ssh_port": port,
-                   "ssh_user": SSH_USER, "ssh_key": str(client_key),
+                   "restart_policy": restart_policy, **fixed, "ssh_port": port,
+                   "ssh_key": str(client_key),
                    **({"hooks": dict(hooks)} if hooks else {})}
             for name, port in ports.items()
         },

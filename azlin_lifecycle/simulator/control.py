@@ -60,6 +60,8 @@ def _vm_command(fleet: SimulatedFleet, name: str, command: str,
         fleet.hang_operations(name, str(args.get("action", "restart")))
     elif command == "clear-faults":
         fleet.clear_operation_faults(name)
+    elif command == "public-ip":
+        fleet.set_public_ip(name, bool(args["enabled"]))
     else:
         return 404, {"error": f"no control command {command!r} for a VM"}
     return 200, {"ok": True}

@@ -43,11 +43,13 @@ class FleetFacts(ABC):
 
     def write_config(self, path: Path, *, restart_policy: str = "on-failure",
                      check_interval_seconds: int = 10, hooks: dict[str, str] | None = None,
-                     extra_toml: Mapping[str, Any] | None = None) -> None:
-        """Write a complete lifecycle-config.toml monitoring every VM of the fleet."""
+                     extra_toml: Mapping[str, Any] | None = None,
+                     resolve_ssh: bool = False) -> None:
+        """Write a complete lifecycle-config.toml monitoring every VM of the fleet
+        (``resolve_ssh``: SSH host and user left to be resolved from Azure)."""
         configfile.write_config(
             Path(path), subscription_id=self.subscription_id,
             resource_group=self.resource_group, arm_endpoint=self.arm_endpoint,
             ca_path=self.ca_path, client_key=self.client_key, ports=self._ports(),
             restart_policy=restart_policy, check_interval_seconds=check_interval_seconds,
-            hooks=hooks, extra_toml=extra_toml)
+            hooks=hooks, extra_toml=extra_toml, resolve_ssh=resolve_ssh)

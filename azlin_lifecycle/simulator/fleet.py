@@ -15,6 +15,7 @@ from ..models import VMMetrics
 from .arm_api import ArmApi
 from .azcli import LOGGED_OUT_FLAG, write_az
 from .facts import FleetFacts
+from .network import SimNetwork, VmAddresses
 from .scheduler import Scheduler
 from .state import APP_HEALTH_STATES, ArmError, FleetState, GuestAgent, SimVM, SshMode
 
@@ -52,6 +53,7 @@ class SimulatedFleet(FleetFacts):
         self._server: ArmHttpsServer | None = None
         self._api: ArmApi | None = None
         self._add_lock = threading.Lock()
+        self._network = SimNetwork()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> SimulatedFleet:
@@ -83,6 +85,7 @@ class SimulatedFleet(FleetFacts):
                                page_size=self.page_size, retry_after=self.retry_after,
                                control=make_control(self))
             self._api.control_token = self.control_token
+            self._api.network = self._network
             self._server = ArmHttpsServer(self._api, tls.server_context())
             self._server.start()
         except OSError as exc:
@@ -129,6 +132,8 @@ class SimulatedFleet(FleetFacts):
         return self._api
 
     def _ssh_changed(self, vm: SimVM) -> None:
+        if self._network.observe(vm):
+            self.hub.set_alias(vm.name, self._addresses(vm.name).public_ip)
         self.hub.apply(vm.name, vm.ssh_effective, vm.slow_seconds)
 
     def _ports(self) -> dict[str, int]:
@@ -159,6 +164,7 @@ class SimulatedFleet(FleetFacts):
         state, hub = self.state, self.hub
         port = hub.add(name, _metrics_reader(state, name))
         vm = state.add_vm(name, port)
+        hub.set_alias(name, self._network.add(name, vm.index).public_ip)
         hub.apply(name, vm.ssh_effective, vm.slow_seconds)
         return name
 
@@ -192,6 +198,27 @@ class SimulatedFleet(FleetFacts):
     def set_metrics(self, name: str, metrics: VMMetrics) -> None:
         self._vm(name)
         self.state.set_metrics(name, metrics)
+
+    def public_ip(self, name: str) -> str | None:
+        """VM ``name``'s public IP now (its SSH answers there too), None when it has none."""
+        return self._addresses(name).public_ip
+
+    def private_ip(self, name: str) -> str:
+        """VM ``name``'s private IP (a loopback address where nothing listens)."""
+        return self._addresses(name).private_ip
+
+    def set_public_ip(self, name: str, enabled: bool) -> None:
+        """Give VM ``name`` a new public IP (True) or make it private-only (False)."""
+        vm = self._vm(name)
+        with self.state.lock:
+            entry = self._network.set_public(vm.name, enabled)
+            self.hub.set_alias(vm.name, entry.public_ip)
+
+    def _addresses(self, name: str) -> VmAddresses:
+        entry = self._network.get(self._vm(name).name)
+        if entry is None:
+            raise SimulatorError(f"no simulated VM named {name!r}")
+        return entry
 
     def set_arm_fault(self, status: int, count: int = 1, retry_after: float | None = None,
                       accept: bool = False) -> None:
@@ -255,6 +282,7 @@ class SimulatedFleet(FleetFacts):
                     "booted": vm.booted, "ssh_mode": vm.ssh_mode.value, "agent": vm.agent.value,
                     "agent_ready": vm.agent_ready, "app_health": vm.app_health,
                     "ssh": vm.ssh_effective.value, "ssh_port": vm.ssh_port,
+                    **self._network.describe(vm.name),
                     "operation": None if vm.current is None else vm.current.action}
                    for vm in self.state.all()]
         faults = self.api.faults

@@ -4,7 +4,8 @@ One accept thread watches every VM's listening socket (epoll), so an idle VM cos
 socket, not a thread. An accepted connection becomes a paramiko server Transport (one
 thread per live connection, as paramiko works); HUNG connections are just held open.
 A VM that is down keeps its port bound but not listening, so clients get "connection
-refused" and the port stays the VM's.
+refused" and the port stays the VM's. A VM with a public IP (see :mod:`.network`) is
+served on that address too, same port (``set_alias``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Endpoint:
     listening: bool = False
     transports: set[Any] = field(default_factory=set)
     hung: set[socket.socket] = field(default_factory=set)
+    alias: socket.socket | None = None  # the same port on the VM's public IP, if it has one
 
 
 class _VmServer(paramiko.ServerInterface):  # type: ignore[misc]
@@ -121,6 +123,10 @@ class SshHub:
         whenever the mode changes. Returns once the change is in effect."""
         self._call(lambda: self._apply(name, mode, slow_seconds))
 
+    def set_alias(self, name: str, host: str | None) -> None:
+        """Serve VM ``name`` also on ``host`` (its public IP), same port; None: stop that."""
+        self._call(lambda: self._set_alias(self._endpoints[name], host))
+
     def port(self, name: str) -> int:
         return self._endpoints[name].port
 
@@ -171,7 +177,7 @@ class SshHub:
                 if key.data is None:
                     self._drain_commands()
                 else:
-                    self._accept(key.data)
+                    self._accept(key.data, key.fileobj)  # type: ignore[arg-type]
 
     def _drain_commands(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -196,20 +202,44 @@ class SshHub:
             self._drop(ep)
         want = mode is not SshMode.REFUSED
         if want and not ep.listening:
-            ep.sock.listen(64)
-            ep.sock.setblocking(False)
-            self._selector.register(ep.sock, selectors.EVENT_READ, ep)
+            self._listen(ep, ep.sock)
+            if ep.alias is not None:
+                self._listen(ep, ep.alias)
             ep.listening = True
         elif not want and ep.listening:
-            self._selector.unregister(ep.sock)
-            ep.sock.close()  # a listening socket cannot stop listening: bind a fresh one
-            ep.sock = _bound_socket(ep.port)
+            ep.sock = self._rebind(ep.sock)
+            if ep.alias is not None:
+                ep.alias = self._rebind(ep.alias)
             ep.listening = False
 
-    def _accept(self, ep: Endpoint) -> None:
+    def _listen(self, ep: Endpoint, sock: socket.socket) -> None:
+        sock.listen(64)
+        sock.setblocking(False)
+        self._selector.register(sock, selectors.EVENT_READ, ep)
+
+    def _rebind(self, sock: socket.socket) -> socket.socket:
+        """A listening socket cannot stop listening: close it, bind a fresh one."""
+        host, port = sock.getsockname()[:2]
+        self._selector.unregister(sock)
+        sock.close()
+        return _bound_socket(port, host)
+
+    def _set_alias(self, ep: Endpoint, host: str | None) -> None:
+        if ep.alias is not None:
+            if ep.listening:
+                self._selector.unregister(ep.alias)
+            ep.alias.close()
+            ep.alias = None
+        if host is None:
+            return
+        ep.alias = _bound_socket(ep.port, host)
+        if ep.listening:
+            self._listen(ep, ep.alias)
+
+    def _accept(self, ep: Endpoint, sock: socket.socket) -> None:
         for _ in range(64):
             try:
-                conn, _addr = ep.sock.accept()
+                conn, _addr = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -255,10 +285,13 @@ class SshHub:
         self._stopping = True
         for ep in self._endpoints.values():
             self._drop(ep)
-            if ep.listening:
-                with contextlib.suppress(KeyError, ValueError):
-                    self._selector.unregister(ep.sock)
-            ep.sock.close()
+            for sock in (ep.sock, ep.alias):
+                if sock is None:
+                    continue
+                if ep.listening:
+                    with contextlib.suppress(KeyError, ValueError):
+                        self._selector.unregister(sock)
+                sock.close()
 
 
 def _close_quietly(channel: Any) -> None:
@@ -266,8 +299,8 @@ def _close_quietly(channel: Any) -> None:
         channel.close()
 
 
-def _bound_socket(port: int) -> socket.socket:
+def _bound_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind((host, port))
     return sock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -11,6 +12,7 @@ from azlin_lifecycle.models import (
     PowerInfo,
     SshFault,
     SshProbeResult,
+    SshRoute,
     VMMetrics,
     VMState,
     VMTarget,
@@ -83,6 +85,22 @@ class FakeSsh:
 
     def close(self) -> None:
         pass
+
+
+@dataclass
+class FakeAddresses:
+    """Completes a target as a configured one would be: host = the VM's name."""
+
+    forgotten: list[str] = field(default_factory=list)
+
+    def route(self, target: VMTarget) -> SshRoute:
+        full = dataclasses.replace(target, ssh_host=target.ssh_host or target.name,
+                                   ssh_user=target.ssh_user or "azureuser",
+                                   ssh_key=target.ssh_key or "~/.ssh/azlin_key")
+        return SshRoute(full, "fake address")
+
+    def forget(self, vm_name: str) -> None:
+        self.forgotten.append(vm_name)
 
 
 @dataclass

@@ -40,7 +40,7 @@ def test_defaults_are_safe() -> None:
     vm = MonitoringConfig()
     assert vm.restart_policy is RestartPolicy.NEVER
     assert (vm.check_interval_seconds, vm.ssh_failure_threshold, vm.ssh_port) == (60, 3, 22)
-    assert (vm.ssh_user, vm.ssh_key) == ("azureuser", "~/.ssh/azlin_key")
+    assert (vm.ssh_host, vm.ssh_user, vm.ssh_key) == (None, None, None)  # resolved from Azure
     cfg = LifecycleConfig()
     assert cfg.healing.grace_period_seconds == 300 and cfg.healing.restart_budget == 3
     assert cfg.azure.arm_endpoint == "https://management.azure.com"

@@ -14,7 +14,7 @@ from azlin_lifecycle.config import LifecycleConfig, parse_toml, render_toml
 from azlin_lifecycle.daemon import LifecycleDaemon
 from azlin_lifecycle.models import RepairAction, VMState
 from azlin_lifecycle.state import StateStore
-from tests.support.fakes import FakeCompute, FakeSsh, RecordingHooks
+from tests.support.fakes import FakeAddresses, FakeCompute, FakeSsh, RecordingHooks
 
 BASE = """
 [azure]
@@ -52,8 +52,10 @@ class Harness:
         self.ssh = FakeSsh()
         self.hooks = RecordingHooks()
         self.store = StateStore(tmp_path / "state.db")
+        self.addresses = FakeAddresses()
         self.daemon = LifecycleDaemon(self.path, compute=self.compute, ssh=self.ssh,
-                                      hooks=self.hooks, store=self.store, foreground=True)
+                                      hooks=self.hooks, store=self.store, foreground=True,
+                                      addresses=self.addresses)
         self.thread = threading.Thread(target=self.daemon.start)
 
     def __enter__(self) -> Harness:
@@ -163,7 +165,7 @@ def test_stop_power_change_fires_on_stop_and_no_failure(tmp_path: Path) -> None:
     h2 = Harness.__new__(Harness)
     h2.__dict__.update(h.__dict__)
     h2.daemon = LifecycleDaemon(h.path, compute=h.compute, ssh=h.ssh, hooks=h.hooks,
-                                store=h.store, foreground=True)
+                                store=h.store, foreground=True, addresses=h.addresses)
     h2.thread = threading.Thread(target=h2.daemon.start)
     with h2:  # a restarted daemon remembers the last state from the store
         wait_for(lambda: bool(h.hooks.of("on_stop")))

@@ -11,7 +11,7 @@ from azlin_lifecycle.config import AzureSettings, LifecycleConfig, MonitoringCon
 from azlin_lifecycle.health import HealthMonitor
 from azlin_lifecycle.models import RepairAction, SshProbeResult, VMState, VMTarget
 from azlin_lifecycle.state import StateStore
-from tests.support.fakes import FakeCompute, FakeSsh
+from tests.support.fakes import FakeAddresses, FakeCompute, FakeSsh
 
 VMS = ("vm1", "vm2", "vm3")
 
@@ -24,7 +24,7 @@ def config() -> LifecycleConfig:
 def monitor(tmp_path: Path, compute: FakeCompute, ssh: FakeSsh | object,
             store: StateStore | None = None) -> HealthMonitor:
     return HealthMonitor(config=config(), compute=compute, ssh=ssh,  # type: ignore[arg-type]
-                         store=store or StateStore(tmp_path / "s.db"))
+                         addresses=FakeAddresses(), store=store or StateStore(tmp_path / "s.db"))
 
 
 def test_running_and_reachable_is_healthy_with_metrics(tmp_path: Path) -> None:

@@ -1,0 +1,308 @@
+"""Where to reach a VM over SSH when its configuration leaves host, user or key unset.
+
+:class:`ArmAddressBook` implements :class:`azlin_lifecycle.ports.AddressBook` the way
+azlin reaches its own VMs, reading plain ARM JSON through ``ArmCompute.read_json`` (the
+monitor's pipeline, deadline and retries):
+
+1. ``GET`` the VM (no expand): ``properties.osProfile.adminUsername`` is the user, and
+   the NIC is the ``networkInterfaces[]`` entry with ``properties.primary`` (else the first);
+2. ``GET`` the NIC (Microsoft.Network, api-version :data:`NETWORK_API_VERSION`): the primary
+   ``ipConfigurations[]`` entry gives ``privateIPAddress`` and ``publicIPAddress.id``;
+3. ``GET`` that public IP: ``properties.ipAddress`` (absent while a dynamic one is released).
+
+Route: the public IP; else the private IP if a TCP connect to it succeeds within 2 s; else
+azlin's Bastion tunnel for the VM (``~/.azlin/tunnels/registry.json``, see
+:func:`tunnel_port`) when its local port accepts a connect; else ``SshRoute(None, "SSH not
+applicable: ...")``. The user is the configured one, else ``adminUsername``, else
+``azureuser``; the key the configured one, else the first that exists of azlin's search
+order (:data:`~azlin_lifecycle.paths.AZLIN_KEY_NAMES`); with none, the first candidate, so
+the probe fails as "private key missing or unreadable" (and ``via`` lists where it looked).
+Configured fields always win; a VM whose host, user and key are all configured costs no
+Azure call.
+
+Cache: one entry per VM, resolved by one thread at a time (others wait for it), kept for
+:data:`MAX_AGE` (10 min, less up to 10 % jitter so a fleet does not refresh at once) or
+:data:`PENDING_MAX_AGE` while a public IP has no address yet. ``forget(vm)`` drops it:
+the caller does so after start, redeploy and deallocate and whenever the power state
+changes, since a dynamic IP changes then; the max age covers changes made behind its back
+(an IP re-assigned by hand).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import quote
+
+from .. import paths
+from ..models import SshFault, SshRoute, VMTarget
+from .arm_reads import list_path
+
+# A stable Microsoft.Network API version (the Network spec's stable/2024-05-01, whose
+# NetworkInterfaceGet / PublicIpAddressGet examples the stand-in's shapes follow). The
+# Compute version the reader sends by default is refused by the Network RP.
+NETWORK_API_VERSION = "2024-05-01"
+MAX_AGE = 600.0
+PENDING_MAX_AGE = 30.0
+PRIVATE_CONNECT_TIMEOUT = 2.0
+TUNNEL_CONNECT_TIMEOUT = 0.5
+DEFAULT_USER = "azureuser"
+_NOT_APPLICABLE = SshFault.NOT_APPLICABLE.value
+
+
+@runtime_checkable
+class JsonReader(Protocol):
+    """What the address book needs of :class:`~.azure.ArmCompute`."""
+
+    def read_json(self, what: str, path: str,
+                  params: Mapping[str, str] | None = None) -> dict[str, Any]: ...
+
+
+# --------------------------------------------------------------------------- pure JSON walking
+def _props(obj: Any) -> Mapping[str, Any]:
+    props = obj.get("properties") if isinstance(obj, Mapping) else None
+    return props if isinstance(props, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def arm_id(value: Any) -> str | None:
+    """``value`` if it is an ARM resource ID (a path under /subscriptions/), else None."""
+    text = _text(value)
+    if text is None or not text.lower().startswith("/subscriptions/") or any(
+            c in text for c in "?#\\ "):
+        return None
+    return text
+
+
+def _primary(items: Any) -> Mapping[str, Any] | None:
+    """The entry with ``properties.primary`` true, else the first (Azure's own rule)."""
+    entries = [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
+    return next((i for i in entries if _props(i).get("primary") is True),
+                entries[0] if entries else None)
+
+
+def admin_user(vm: Mapping[str, Any]) -> str | None:
+    os_profile = _props(vm).get("osProfile")
+    return _text(os_profile.get("adminUsername")) if isinstance(os_profile, Mapping) else None
+
+
+def primary_nic_id(vm: Mapping[str, Any]) -> str | None:
+    network = _props(vm).get("networkProfile")
+    nics = network.get("networkInterfaces") if isinstance(network, Mapping) else None
+    nic = _primary(nics)
+    return None if nic is None else arm_id(nic.get("id"))
+
+
+def nic_addresses(nic: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(private IP, public IP resource ID) of the NIC's primary IP configuration."""
+    config = _primary(_props(nic).get("ipConfigurations"))
+    props = _props(config)
+    public = props.get("publicIPAddress")
+    public_id = arm_id(public.get("id")) if isinstance(public, Mapping) else None
+    return _text(props.get("privateIPAddress")), public_id
+
+
+def public_ip_address(public_ip: Mapping[str, Any]) -> str | None:
+    return _text(_props(public_ip).get("ipAddress"))
+
+
+def tunnel_port(registry: Any, vm_resource_id: str) -> int | None:
+    """The local port azlin registered for the VM's Bastion tunnel, if any.
+
+    azlin's format (rysweet/azlin, ``bastion_tunnel`` module)::
+
+        {"tunnels": {"<VM resource ID>": {"vm_resource_id": ..., "bastion_name": ...,
+                     "resource_group": ..., "local_port": 52341, "pid": 12345,
+                     "created_at": 1750000000, ...}}}
+
+    Matched on the resource ID, case-insensitively (ARM IDs are); anything else is no tunnel.
+    """
+    tunnels = registry.get("tunnels") if isinstance(registry, Mapping) else None
+    if not isinstance(tunnels, Mapping):
+        return None
+    wanted = vm_resource_id.lower()
+    for key, entry in tunnels.items():
+        if not isinstance(entry, Mapping):
+            continue
+        rid = entry.get("vm_resource_id", key)
+        port = entry.get("local_port")
+        if (isinstance(rid, str) and rid.lower() == wanted and isinstance(port, int)
+                and not isinstance(port, bool) and 0 < port < 65536):
+            return port
+    return None
+
+
+def find_key(candidates: Sequence[Path]) -> Path | None:
+    """The first candidate that is a file (azlin's order: first found wins)."""
+    return next((path for path in candidates if path.is_file()), None)
+
+
+# --------------------------------------------------------------------------- I/O helpers
+def accepts_tcp(host: str, port: int, timeout: float) -> bool:
+    """True if a TCP connect to ``host:port`` completes within ``timeout``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_tunnel_registry(path: Path) -> Any:
+    """azlin's tunnel registry, or {} when it is missing or garbled (no tunnel)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+
+
+# --------------------------------------------------------------------------- the address book
+@dataclass(frozen=True)
+class AzureFacts:
+    """What Azure says about one VM's SSH side."""
+
+    resource_id: str
+    admin_user: str | None
+    addressed: bool = False  # the NIC and public IP were read (not only the VM)
+    nic_id: str | None = None
+    private_ip: str | None = None
+    public_ip: str | None = None
+    public_pending: bool = False  # a public IP resource without an address yet
+
+
+@dataclass
+class _Entry:
+    where: tuple[str, str]
+    facts: AzureFacts
+    expires: float
+    private_reachable: bool | None = None
+
+
+class ArmAddressBook:
+    """AddressBook over ARM; see the module docstring for the rules."""
+
+    def __init__(self, compute: JsonReader, *, max_age: float = MAX_AGE,
+                 private_connect_timeout: float = PRIVATE_CONNECT_TIMEOUT,
+                 home: Path | None = None, tunnel_registry: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.compute = compute
+        self.max_age = max_age
+        self.private_connect_timeout = private_connect_timeout
+        self.home = home
+        self.tunnel_registry = tunnel_registry
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._generation: dict[str, int] = {}
+        self.resolutions = 0  # how many times Azure was asked (for tests and benchmarks)
+
+    # ------------------------------------------------------------------ AddressBook
+    def route(self, target: VMTarget) -> SshRoute:
+        if target.ssh_resolved:
+            return SshRoute(target, "configured address")
+        with self._vm_lock(target.name):
+            entry = self._entry(target)
+            via, host, port = self._address(target, entry)
+        if host is None:
+            return SshRoute(None, via)
+        user = target.ssh_user or entry.facts.admin_user or DEFAULT_USER
+        key, note = self._key(target)
+        resolved = replace(target, ssh_host=host, ssh_port=port, ssh_user=user, ssh_key=key)
+        return SshRoute(resolved, via + note)
+
+    def forget(self, vm_name: str) -> None:
+        with self._lock:
+            self._entries.pop(vm_name, None)
+            self._generation[vm_name] = self._generation.get(vm_name, 0) + 1
+
+    # ------------------------------------------------------------------ cache
+    def _vm_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def _entry(self, target: VMTarget) -> _Entry:
+        """The cached entry if still good for ``target``, else a fresh one (Azure asked)."""
+        where = (target.subscription_id.lower(), target.resource_group.lower())
+        need_addresses = target.ssh_host is None
+        with self._lock:
+            entry = self._entries.get(target.name)
+            generation = self._generation.get(target.name, 0)
+        if (entry is not None and entry.where == where and self._clock() < entry.expires
+                and (entry.facts.addressed or not need_addresses)):
+            return entry
+        facts = self._read_azure(target, need_addresses)
+        age = PENDING_MAX_AGE if facts.public_pending else self.max_age
+        entry = _Entry(where, facts, self._clock() + age * random.uniform(0.9, 1.0))
+        with self._lock:
+            self.resolutions += 1
+            if self._generation.get(target.name, 0) == generation:
+                self._entries[target.name] = entry  # not if forgotten meanwhile: stale
+        return entry
+
+    def _read_azure(self, target: VMTarget, need_addresses: bool) -> AzureFacts:
+        sub, rg, name = target.subscription_id, target.resource_group, target.name
+        vm_path = f"{list_path(sub, rg)}/{quote(name, safe='')}"
+        vm = self.compute.read_json(f"VM {name}", vm_path)
+        facts = AzureFacts(arm_id(vm.get("id")) or vm_path, admin_user(vm))
+        if not need_addresses:
+            return facts
+        nic_id = primary_nic_id(vm)
+        if nic_id is None:
+            return replace(facts, addressed=True)
+        params = {"api-version": NETWORK_API_VERSION}
+        nic = self.compute.read_json(f"network interface of VM {name}", nic_id, params)
+        private_ip, public_id = nic_addresses(nic)
+        public_ip = None
+        if public_id is not None:
+            public_ip = public_ip_address(self.compute.read_json(
+                f"public IP address of VM {name}", public_id, params))
+        return replace(facts, addressed=True, nic_id=nic_id, private_ip=private_ip,
+                       public_ip=public_ip, public_pending=public_id is not None
+                       and public_ip is None)
+
+    # ------------------------------------------------------------------ route choice
+    def _address(self, target: VMTarget, entry: _Entry) -> tuple[str, str | None, int]:
+        """(via, host or None, port) for ``target``; via says why when host is None."""
+        if target.ssh_host is not None:
+            return "configured address", target.ssh_host, target.ssh_port
+        facts = entry.facts
+        if facts.public_ip is not None:
+            return f"public IP {facts.public_ip}", facts.public_ip, target.ssh_port
+        if facts.private_ip is None:
+            nic = facts.nic_id.rsplit("/", 1)[-1] if facts.nic_id else "none"
+            return (f"{_NOT_APPLICABLE}: Azure reports no IP address for {target.name} "
+                    f"(network interface {nic})", None, target.ssh_port)
+        if entry.private_reachable is None:
+            entry.private_reachable = accepts_tcp(facts.private_ip, target.ssh_port,
+                                                  self.private_connect_timeout)
+        if entry.private_reachable:
+            return f"private IP {facts.private_ip}", facts.private_ip, target.ssh_port
+        registry = read_tunnel_registry(self.tunnel_registry
+                                        or paths.azlin_tunnel_registry_path())
+        port = tunnel_port(registry, facts.resource_id)
+        if port is not None and accepts_tcp("127.0.0.1", port, TUNNEL_CONNECT_TIMEOUT):
+            return f"Bastion tunnel 127.0.0.1:{port}", "127.0.0.1", port
+        return (f"{_NOT_APPLICABLE}: only private IP {facts.private_ip}, not reachable from "
+                f"here, and no Bastion tunnel open (azlin connect {target.name} opens one)",
+                None, target.ssh_port)
+
+    def _key(self, target: VMTarget) -> tuple[str, str]:
+        """The key path and a note for ``via`` when none of azlin's keys exists."""
+        if target.ssh_key is not None:
+            return target.ssh_key, ""
+        candidates = paths.azlin_key_candidates(self.home)
+        found = find_key(candidates)
+        if found is not None:
+            return str(found), ""
+        looked = ", ".join(str(p) for p in candidates)
+        return str(candidates[0]), f"; no SSH key found (looked for {looked})"
