@@ -28,7 +28,7 @@ from tests.support.real_unit import (
     user_python,
     write_dropin,
 )
-from tests.support.user_session import VENV_BIN, UserSession
+from tests.support.user_session import REPO, VENV_BIN, UserSession
 
 INSTALL = "from azlin_lifecycle.install import install\ninstall()\n"
 
@@ -69,6 +69,15 @@ def run_until(session: UserSession, event: str, done: Any,
         session.systemctl("stop", UNIT, check=False)
 
 
+def exposure(session: UserSession, which: str) -> float:
+    """``systemd-analyze --user security`` of the unit: its overall exposure level."""
+    security = session.run_as_user(["systemd-analyze", "--user", "security", UNIT])
+    score = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout)
+    assert score, security.stdout[-500:]
+    print(f"systemd-analyze --user security {UNIT} ({which}): {score.group(1)}")
+    return float(score.group(1))
+
+
 def test_installed_unit_opens_the_azure_config_dir_and_finds_az(
         session: UserSession, az_fleet: SimulatorProcess) -> None:
     home = session.home
@@ -82,11 +91,7 @@ def test_installed_unit_opens_the_azure_config_dir_and_finds_az(
     verify = session.run_as_user(["systemd-analyze", "--user", "verify",
                                   str(home / ".config/systemd/user" / UNIT)])
     assert (verify.returncode, verify.stderr.strip()) == (0, ""), verify.stderr
-    security = session.run_as_user(["systemd-analyze", "--user", "security", UNIT])
-    score = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout)
-    assert score, security.stdout[-500:]
-    print(f"systemd-analyze --user security {UNIT}: {score.group(1)}")
-    assert float(score.group(1)) <= 4.0, security.stdout
+    assert exposure(session, "install") <= 4.0
 
 
 def test_sandboxed_daemon_gets_a_token_from_an_az_that_writes_under_dot_azure(
@@ -160,3 +165,36 @@ def test_install_without_az_on_path_works_and_warns_in_one_line(
         user_python(session, INSTALL,
                     env={"PATH": f"{az_fleet.bin_dir}:{VENV_BIN}:/usr/bin:/bin"})
     assert Path(az_fleet.bin_dir / "az").exists()
+
+
+def packaged_path(home: Path) -> str:
+    """The packaged unit's PATH as systemd resolves it for ``home`` (%h)."""
+    return (f"{home}/.local/bin:{home}/bin:{SAFE_PATH}:/snap/bin:"
+            "/home/linuxbrew/.linuxbrew/bin")
+
+
+def test_the_debian_packages_unit_creates_and_opens_dot_azure(
+        session: UserSession, az_fleet: SimulatorProcess) -> None:
+    """packaging/packaged_unit.py's unit (%h specifiers, ExecStartPre mkdir), with this
+    checkout's entry point; a drop-in puts the stand-in az first, as tests/packaging do."""
+    home = session.home
+    session.run_as_user([str(VENV_BIN / "python"), str(REPO / "packaging/packaged_unit.py"),
+                         "--exec", str(VENV_BIN / "azlin-lifecycle"),
+                         "-o", str(home / ".config/systemd/user" / UNIT)], check=True)
+    session.run_as_user(["rm", "-rf", str(home / ".azure")], check=True)
+    session.systemctl("daemon-reload")
+    assert show(session, "Environment")["Environment"] == (
+        f"PYTHONUNBUFFERED=1 AZURE_CONFIG_DIR={home}/.azure "
+        f"PATH={packaged_path(home)}")
+    assert exposure(session, "Debian package") <= 4.0
+    write_dropin(session, f"[Service]\nEnvironment=PATH={az_fleet.bin_dir}:/usr/bin:/bin\n")
+    try:
+        vms = set(az_fleet.info["vms"])
+        checks = run_until(session, "check_ok", lambda es: {
+            e["VM_NAME"] for e in es if e.get("POWER_STATE") == "running"} >= vms)
+        assert checks
+        assert (home / ".azure").stat().st_mode & 0o777 == 0o700
+        assert list((home / ".azure/commands").glob("*.account_get-access-token.*.log"))
+    finally:
+        session.run_as_user(["rm", "-rf", str(dropin_dir(session))], check=True)
+        session.systemctl("daemon-reload")
