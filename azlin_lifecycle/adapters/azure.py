@@ -190,9 +190,9 @@ def login_error(exc: BaseException,
     """One line saying why the credential failed and what to do about it."""
     detail = error_message(exc).rstrip(".")
     text = str(getattr(exc, "message", None) or exc)
-    if kind is CredentialKind.MANAGED_IDENTITY and getattr(exc, "status_code", None) != 401:
+    if kind is CredentialKind.MANAGED_IDENTITY:
         return HealthCheckError(
-            f"the managed identity gave no token ({detail}): run the monitor on an Azure VM "
+            f"the managed identity did not authenticate ({detail}): run the monitor on an Azure VM "
             "with a managed identity (for a user-assigned one set [azure] "
             'managed_identity_client_id), or set [azure] credential = "cli"')
     if kind is CredentialKind.CLI:

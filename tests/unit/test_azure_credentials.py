@@ -145,7 +145,7 @@ def test_only_a_real_missing_login_says_az_login() -> None:
         "ManagedIdentityCredential authentication unavailable, no response from the IMDS "
         "endpoint.")
     message = str(login_error(unavailable, CredentialKind.MANAGED_IDENTITY))
-    assert message.startswith("the managed identity gave no token (ManagedIdentityCredential "
+    assert message.startswith("the managed identity did not authenticate (ManagedIdentityCredential "
                               "authentication unavailable, no response from the IMDS endpoint)")
     assert "az login" not in message and "\n" not in message
     # ARM refusing the token (401) of a logged-in az: the login is what to renew.
