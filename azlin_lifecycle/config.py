@@ -44,6 +44,7 @@ class HookType(StrEnum):
 class CredentialKind(StrEnum):
     CLI = "cli"
     DEFAULT = "default"
+    MANAGED_IDENTITY = "managed_identity"  # the Azure VM's own identity (no az login)
 
 
 class LogLevel(StrEnum):
@@ -57,6 +58,7 @@ VALID_RESTART_POLICIES: tuple[str, ...] = tuple(p.value for p in RestartPolicy)
 VALID_HOOK_TYPES: tuple[str, ...] = tuple(h.value for h in HookType)
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 VM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 DEPRECATED_DAEMON_KEYS = ("pid_file", "log_file")
 
 
@@ -110,6 +112,8 @@ HOOK_TARGET = Rule(
     "an absolute path to an executable (may start with ~) or an https:// URL",
     _hook_target_ok,
 )
+GUID = Rule("a GUID such as 12345678-90ab-cdef-1234-567890abcdef",
+            lambda v: isinstance(v, str) and GUID_RE.match(v) is not None)
 HTTPS_URL = Rule(
     "an https:// URL",
     lambda v: isinstance(v, str) and v.startswith("https://") and len(v) > 8,
@@ -244,6 +248,8 @@ class AzureSettings:
     arm_endpoint: str = DEFAULT_ARM_ENDPOINT
     credential: CredentialKind = CredentialKind.CLI
     ca_bundle: str | None = None
+    # A user-assigned identity (its client id); None: the VM's system-assigned identity.
+    managed_identity_client_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +296,7 @@ SECTION_RULES: dict[str, dict[str, Rule]] = {
         "arm_endpoint": HTTPS_URL,
         "credential": _enum(CredentialKind),
         "ca_bundle": TEXT,
+        "managed_identity_client_id": GUID,
     },
     "healing": {
         "dry_run": BOOL,
@@ -391,6 +398,7 @@ def from_dict(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
                         old,
                     )
         sections[name] = SECTION_TYPES[name](**_check_table(table, rules, source, name))
+    _check_azure(sections["azure"], source)
     vms_raw = raw.get("vms", {})
     if not isinstance(vms_raw, Mapping):
         raise LifecycleConfigError(f"{source}: vms must be a table of [vms.NAME] tables")
@@ -398,6 +406,17 @@ def from_dict(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
     for name, table in vms_raw.items():
         vms[name] = vm_from_dict(name, table, source)
     return LifecycleConfig(vms=vms, **sections)
+
+
+def _check_azure(azure: AzureSettings, source: str) -> None:
+    """A managed identity's client id means something only to a credential that tries
+    managed identity ("managed_identity", or "default", whose chain includes it)."""
+    if azure.managed_identity_client_id and azure.credential is CredentialKind.CLI:
+        raise LifecycleConfigError(
+            f"{where(source, 'azure')}: managed_identity_client_id is set but credential = "
+            '"cli" does not use it: set credential = "managed_identity" (or "default"), or '
+            "remove managed_identity_client_id"
+        )
 
 
 def vm_from_dict(name: str, table: Any, source: str) -> MonitoringConfig:

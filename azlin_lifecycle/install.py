@@ -3,12 +3,14 @@
 The template is ``units/azlin-lifecycle.service`` (packaged as
 ``azlin_lifecycle/data/azlin-lifecycle.service``); ``install`` fills in ExecStart with
 the Python that runs this code, so the unit survives whatever venv or pipx install
-it came from, and the writable paths with this user's config and state directories.
+it came from, the writable paths with this user's config and state directories and the
+Azure CLI's config dir, and ``PATH`` with the directory of the ``az`` this shell finds.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,11 @@ from .errors import ControllerError
 
 UNIT_NAME = paths.UNIT_NAME
 PLACEHOLDERS = ("@EXEC_START@", "@READ_WRITE_PATHS@", "@ENVIRONMENT@")
+# What the service runs with after az's directory: systemd's own default PATH.
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+AZ_NOT_FOUND = ("warning: 'az' is not on this shell's PATH, so the service will not find it "
+                "either: install the Azure CLI and re-run 'azlin lifecycle install' (not "
+                "needed with credential = \"managed_identity\")")
 
 
 def template_text() -> str:
@@ -61,8 +68,21 @@ def default_exec_start() -> str:
 
 
 def writable_dirs() -> list[Path]:
-    """What the daemon writes: the config dir (config, known_hosts) and its state dir."""
-    return [paths.config_dir(), paths.state_dir()]
+    """What the daemon writes: the config dir (config, known_hosts), its state dir, and
+    the Azure CLI's config dir (``az`` writes logs, session and token cache on every call)."""
+    return [paths.config_dir(), paths.state_dir(), paths.azure_config_dir()]
+
+
+def az_dir() -> Path | None:
+    """The directory of the ``az`` this process's PATH finds (as the user's shell would)."""
+    found = shutil.which("az")
+    return Path(found).absolute().parent if found else None
+
+
+def service_path(az_directory: Path | None) -> str:
+    """The service's PATH: ``az_directory`` (if any) before SAFE_PATH, without repeats."""
+    first = [str(az_directory)] if az_directory is not None else []
+    return ":".join(dict.fromkeys([*first, *SAFE_PATH.split(":")]))
 
 
 def render_unit(exec_start: str | None = None, template: str | None = None) -> str:
@@ -74,13 +94,15 @@ def render_unit(exec_start: str | None = None, template: str | None = None) -> s
     rw = " ".join(_systemd_word(f"-{d}") for d in writable_dirs())
     env = [f"{name}={os.environ[name]}" for name in ("AZLIN_CONFIG_DIR", "XDG_STATE_HOME")
            if os.environ.get(name)]
-    env_line = ("Environment=" + " ".join(_systemd_word(e) for e in env)) if env else ""
+    az = az_dir()
+    env += [f"AZURE_CONFIG_DIR={paths.azure_config_dir()}", f"PATH={service_path(az)}"]
+    env_line = "Environment=" + " ".join(_systemd_word(e) for e in env)
     command = exec_start or default_exec_start()
     text = (text.replace("@EXEC_START@", command)
             .replace("@READ_WRITE_PATHS@", rw)
             .replace("@ENVIRONMENT@", env_line))
     if lives_in_tmp([*command.split(), sys.prefix, str(Path(__file__).parent),
-                     *map(str, writable_dirs())]):
+                     *map(str, writable_dirs()), *([str(az)] if az else [])]):
         text = text.replace(
             "PrivateTmp=yes",
             "# This installation (or its config/state) lives under /tmp or /var/tmp,\n"
@@ -107,6 +129,7 @@ class InstallResult:
     exec_start: str
     started: bool
     lingering: bool
+    warning: str | None = None
 
 
 def install(linger: bool = False, now: bool = False, *,
@@ -133,7 +156,7 @@ def install(linger: bool = False, now: bool = False, *,
             from .controller import DaemonController
 
             DaemonController(manager=systemd).start_daemon()
-    return InstallResult(target, command, now, linger)
+    return InstallResult(target, command, now, linger, None if az_dir() else AZ_NOT_FOUND)
 
 
 def uninstall(linger: bool = False) -> Path | None:

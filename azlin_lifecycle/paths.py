@@ -64,5 +64,11 @@ def state_dir() -> Path:
     return root / "azlin-lifecycle"
 
 
+def azure_config_dir() -> Path:
+    """Where the Azure CLI keeps its files: ``$AZURE_CONFIG_DIR``, else ``~/.azure``."""
+    override = os.environ.get("AZURE_CONFIG_DIR")
+    return Path(override).expanduser() if override else Path.home() / ".azure"
+
+
 def expand(path: str) -> Path:
     return Path(os.path.expandvars(path)).expanduser()

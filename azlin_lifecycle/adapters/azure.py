@@ -11,7 +11,8 @@ with an HTTPS connection pool of up to 64 connections. ``base_url`` is
 (public, China, US Government — the latter is ``management.core.usgovcloudapi.net``),
 else ``<arm_endpoint>/.default`` (Azure Stack, the local stand-in). ``settings.ca_bundle``
 is used to verify TLS when set. The credential is ``AzureCliCredential`` (or
-``DefaultAzureCredential`` when the config says ``credential = "default"``).
+``DefaultAzureCredential`` for ``credential = "default"``, ``ManagedIdentityCredential``
+for ``"managed_identity"``, both with ``managed_identity_client_id`` when set).
 
 Deadlines and throttling: the SDK's own retry policy is switched off (left alone it
 sleeps whatever ``Retry-After`` says — 1,200 s in Azure's docs — up to ten times).
@@ -29,9 +30,11 @@ restart/start/redeploy) and is retried here while the deadline allows:
   the caller stops waiting for it at the deadline in any case.
 
 Errors: 404 from ``instance_view`` is ``PowerInfo(NOT_FOUND, message=<Azure's message>)``;
-a missing or expired login (``CredentialUnavailableError``, ``ClientAuthenticationError``,
-401) is :class:`~azlin_lifecycle.errors.HealthCheckError` telling the user to run
-``az login``; everything else is ``AzureOperationError(message, code)``.
+a credential that fails (``CredentialUnavailableError``, ``ClientAuthenticationError``,
+401) is :class:`~azlin_lifecycle.errors.HealthCheckError` saying why (:func:`login_error`):
+``az`` not on PATH, ``az`` unable to write its config dir, no managed identity, or a
+missing or expired login (run ``az login``); everything else is
+``AzureOperationError(message, code)``.
 
 Power states come from ONE paged ``GET /subscriptions/{sub}/providers/Microsoft.Compute/
 virtualMachines?statusOnly=true`` per subscription (see :mod:`.arm_listing`), shared for a few
@@ -57,13 +60,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from .. import paths
 from ..config import DEFAULT_ARM_ENDPOINT, AzureSettings, CredentialKind
 from ..errors import HealthCheckError
 from ..models import PowerInfo, VMState, VMTarget
@@ -212,9 +218,45 @@ def error_message(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:500]
 
 
-def login_error(exc: BaseException) -> HealthCheckError:
+# azure-identity's AzureCliCredential says this when ``shutil.which("az")`` finds nothing.
+CLI_NOT_FOUND = "Azure CLI not found on path"
+# What az (Python) prints when it cannot write under its config dir, e.g.
+# "[Errno 30] Read-only file system: '/home/u/.azure/az.sess'".
+WRITE_FAILURE_RE = re.compile(r"\[Errno (30|13)\] ([^:\n]+): '([^'\n]+)'")
+
+
+def login_error(exc: BaseException,
+                kind: CredentialKind = CredentialKind.CLI) -> HealthCheckError:
+    """One line saying why the credential failed and what to do about it."""
     detail = error_message(exc).rstrip(".")
+    text = str(getattr(exc, "message", None) or exc)
+    if kind is CredentialKind.MANAGED_IDENTITY:
+        return HealthCheckError(
+            f"the managed identity did not authenticate ({detail}): run the monitor on an Azure VM "
+            "with a managed identity (for a user-assigned one set [azure] "
+            'managed_identity_client_id), or set [azure] credential = "cli"')
+    if kind is CredentialKind.CLI:
+        if CLI_NOT_FOUND in text:
+            return HealthCheckError(
+                f"az not found on the service's PATH (PATH={os.environ.get('PATH', '')}): "
+                "install the Azure CLI or re-run 'azlin lifecycle install' from a shell where "
+                "'az' works")
+        written = WRITE_FAILURE_RE.search(text)
+        if written:
+            return _cannot_write_error(*written.groups())
     return HealthCheckError(f"Azure login is missing or expired ({detail}): {LOGIN_HINT}")
+
+
+def _cannot_write_error(errno: str, reason: str, path: str) -> HealthCheckError:
+    config_dir = paths.azure_config_dir()
+    if errno == "30":
+        fix = (f"make {config_dir} writable for the service: re-run 'azlin lifecycle "
+               "install' (its unit opens $AZURE_CONFIG_DIR or ~/.azure)")
+    else:
+        fix = f"make {config_dir} and its files yours again (e.g. sudo chown -R $USER {config_dir})"
+    return HealthCheckError(
+        f"the Azure CLI cannot write under its config dir {config_dir} "
+        f"([Errno {errno}] {reason}: '{path}'): {fix}")
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -355,17 +397,8 @@ class ArmCompute:
         if self._credential is None:
             import math
 
-            inner: TokenCredential
-            if self.settings.credential is CredentialKind.DEFAULT:
-                from azure.identity import DefaultAzureCredential
-
-                inner = DefaultAzureCredential()
-            else:
-                from azure.identity import AzureCliCredential
-
-                seconds = max(1, math.ceil(min(self.timeout, 10.0)))
-                inner = AzureCliCredential(process_timeout=seconds)
-            self._credential = SharedTokenCache(inner)
+            seconds = max(1, math.ceil(min(self.timeout, 10.0)))
+            self._credential = SharedTokenCache(build_credential(self.settings, seconds))
         return self._credential
 
     # ------------------------------------------------------------------ calls
@@ -402,7 +435,7 @@ class ArmCompute:
             try:
                 return fn(kw)
             except ClientAuthenticationError as exc:
-                raise login_error(exc) from None
+                raise login_error(exc, self.settings.credential) from None
             except ResourceNotFoundError:
                 raise
             except HttpResponseError as exc:
@@ -599,6 +632,24 @@ class ArmCompute:
             if failure is not None:
                 raise AzureOperationError(f"{what} failed: {failure[1]}", failure[0])
             return
+
+
+def build_credential(settings: AzureSettings, cli_timeout: int = 10) -> TokenCredential:
+    """The azure-identity credential ``settings.credential`` names (nothing is asked yet)."""
+    client_id = settings.managed_identity_client_id
+    if settings.credential is CredentialKind.DEFAULT:
+        from azure.identity import DefaultAzureCredential
+
+        if client_id:
+            return DefaultAzureCredential(managed_identity_client_id=client_id)
+        return DefaultAzureCredential()
+    if settings.credential is CredentialKind.MANAGED_IDENTITY:
+        from azure.identity import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=client_id)
+    from azure.identity import AzureCliCredential
+
+    return AzureCliCredential(process_timeout=cli_timeout)
 
 
 class SharedTokenCache:

@@ -134,6 +134,8 @@ def install(linger: bool, now: bool) -> None:
     result = do_install(linger=linger, now=now)
     click.echo(f"Installed {result.unit_path}")
     click.echo(f"  ExecStart={result.exec_start}")
+    if result.warning:
+        click.echo(result.warning, err=True)
     click.echo("Enabled: it starts with your user manager"
                + (" (lingering on: also without a login session)" if linger else ""))
     click.echo("Started." if now else "Start it now with: azlin lifecycle daemon start")

@@ -28,10 +28,13 @@ def test_packaged_unit_fills_every_placeholder_with_per_user_specifiers() -> Non
     assert not any(p in text for p in PLACEHOLDERS)
     assert not re.search(r"@[A-Z_]+@", text)
     assert re.search(r"^ExecStart=/usr/bin/azlin-lifecycle daemon run$", text, re.M)
-    assert re.search(r"^ReadWritePaths=-%h/\.azlin -%h/\.local/state/azlin-lifecycle$",
-                     text, re.M)
+    assert re.search(r"^ReadWritePaths=-%h/\.azlin -%h/\.local/state/azlin-lifecycle "
+                     r"-%h/\.azure$", text, re.M)
     assert re.search(r"^ExecStartPre=\+/bin/mkdir -p -m 0700 %h/\.azlin "
-                     r"%h/\.local/state/azlin-lifecycle$", text, re.M)
+                     r"%h/\.local/state/azlin-lifecycle %h/\.azure$", text, re.M)
+    env = re.search(r"^Environment=AZURE_CONFIG_DIR=%h/\.azure PATH=(\S+)$", text, re.M)
+    assert env, text
+    assert {"%h/.local/bin", "/usr/bin", "/bin"} <= set(env.group(1).split(":"))
     # The sandbox of the template is kept as it is.
     for line in ("ProtectSystem=strict", "ProtectHome=read-only", "Type=notify",
                  "WantedBy=default.target"):

@@ -30,28 +30,93 @@ def test_template_is_a_notify_unit_with_watchdog_and_restart() -> None:
     assert install.template_text() == TEMPLATE.read_text()
 
 
+def fake_az(directory: Path) -> Path:
+    """An executable named ``az`` in ``directory`` (what shutil.which looks for)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    az = directory / "az"
+    az.write_text("#!/bin/sh\nexit 0\n")
+    az.chmod(0o755)
+    return az
+
+
 def test_render_fills_every_placeholder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AZLIN_CONFIG_DIR", str(tmp_path / "my cfg"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "100%state"))
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path / "az cfg"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     text = install.render_unit()
     for placeholder in install.PLACEHOLDERS:
         assert placeholder not in text
     d = directives(text)
     assert d["ExecStart"] == f"{sys.executable} -m azlin_lifecycle daemon run"
     cfg, state = tmp_path / "my cfg", tmp_path / "100%%state" / "azlin-lifecycle"
-    assert d["ReadWritePaths"] == f'"-{cfg}" -{state}'
-    assert d["Environment"] == f'"AZLIN_CONFIG_DIR={cfg}" XDG_STATE_HOME={tmp_path}/100%%state'
+    azure = tmp_path / "az cfg"
+    assert d["ReadWritePaths"] == f'"-{cfg}" -{state} "-{azure}"'
+    assert d["Environment"] == (f'"AZLIN_CONFIG_DIR={cfg}" XDG_STATE_HOME={tmp_path}/100%%state '
+                                f'"AZURE_CONFIG_DIR={azure}" PATH={install.SAFE_PATH}')
 
 
-def test_render_without_overrides_has_no_environment_line(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AZLIN_CONFIG_DIR")
-    monkeypatch.delenv("XDG_STATE_HOME")
+def test_render_without_overrides_passes_azure_config_dir_and_path(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AZLIN_CONFIG_DIR", "XDG_STATE_HOME", "AZURE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     text = install.render_unit("/opt/x/bin/azlin-lifecycle daemon run")
     assert "Environment=PYTHONUNBUFFERED=1" in text
     assert "AZLIN_CONFIG_DIR" not in text and "XDG_STATE_HOME" not in text
     home = Path.home()
-    assert (f"ReadWritePaths=-{home}/.azlin -{home}/.local/state/azlin-lifecycle\n") in text
+    assert (f"ReadWritePaths=-{home}/.azlin -{home}/.local/state/azlin-lifecycle "
+            f"-{home}/.azure\n") in text
+    assert f"\nEnvironment=AZURE_CONFIG_DIR={home}/.azure PATH={install.SAFE_PATH}\n" in text
+
+
+def test_path_puts_the_directory_of_the_az_found_at_install_first(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The directory where this shell finds az, before systemd's default PATH."""
+    fake_az(tmp_path / "other")  # later on PATH: not the one the shell would run
+    az = fake_az(tmp_path / "opt az" / "bin")
+    (tmp_path / "first").mkdir()
+    monkeypatch.setenv("PATH", f"{tmp_path / 'first'}:{az.parent}:{tmp_path / 'other'}")
+    assert install.az_dir() == az.parent
+    env = directives(install.render_unit("/usr/bin/azlin-lifecycle daemon run"))["Environment"]
+    assert env.endswith(f'"PATH={az.parent}:{install.SAFE_PATH}"'), env
+    # az in a directory of the default PATH: that one first (the same az), not repeated.
+    assert install.service_path(Path("/usr/bin")) == \
+        "/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin"
+    assert install.service_path(None) == install.SAFE_PATH
+
+
+def test_az_not_found_at_install_gives_the_default_path_and_a_one_line_warning(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    not_executable = tmp_path / "bin" / "az"
+    not_executable.parent.mkdir()
+    not_executable.write_text("not a program")  # mode 0644: which() skips it, as sh does
+    monkeypatch.setenv("PATH", str(not_executable.parent))
+    assert install.az_dir() is None
+    env = directives(install.render_unit("/usr/bin/azlin-lifecycle daemon run"))["Environment"]
+    assert env.endswith(f" PATH={install.SAFE_PATH}")
+    assert "\n" not in install.AZ_NOT_FOUND
+    assert "'az' is not on this shell's PATH" in install.AZ_NOT_FOUND
+    assert "re-run 'azlin lifecycle install'" in install.AZ_NOT_FOUND
+
+
+def test_an_az_under_tmp_gets_a_shared_tmp(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    """A private /tmp would hide an az (the simulator's, say) that lives under /tmp."""
+    monkeypatch.setenv("AZLIN_CONFIG_DIR", "/home/someone/.azlin")
+    monkeypatch.setenv("XDG_STATE_HOME", "/home/someone/.local/state")
+    monkeypatch.setenv("AZURE_CONFIG_DIR", "/home/someone/.azure")
+    template = install.template_text()
+    monkeypatch.setattr(sys, "prefix", "/opt/venv")
+    monkeypatch.setattr(install, "__file__", "/opt/venv/lib/azlin_lifecycle/install.py")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert "\nPrivateTmp=yes" in install.render_unit("/usr/bin/azlin-lifecycle daemon run",
+                                                     template)
+    az = fake_az(tmp_path / "bin")
+    assert str(az).startswith("/tmp/")
+    monkeypatch.setenv("PATH", f"{az.parent}:/usr/bin:/bin")
+    shared = install.render_unit("/usr/bin/azlin-lifecycle daemon run", template)
+    assert "\nPrivateTmp=no" in shared and "\nPrivateTmp=yes" not in shared
 
 
 def test_a_template_without_placeholders_is_refused() -> None:
@@ -77,6 +142,8 @@ def test_an_installation_under_tmp_gets_a_shared_tmp(monkeypatch: pytest.MonkeyP
     assert not lives_in_tmp(["/usr/bin/python3", "-m", "azlin_lifecycle", "/home/u/.azlin"])
     monkeypatch.setenv("AZLIN_CONFIG_DIR", "/home/someone/.azlin")
     monkeypatch.setenv("XDG_STATE_HOME", "/home/someone/.local/state")
+    monkeypatch.setenv("AZURE_CONFIG_DIR", "/home/someone/.azure")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
     template = install.template_text()
     monkeypatch.setattr(sys, "prefix", "/opt/venv")
     monkeypatch.setattr(install, "__file__", "/opt/venv/lib/azlin_lifecycle/install.py")

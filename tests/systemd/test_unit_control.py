@@ -208,7 +208,8 @@ def test_install_uninstall_round_trip(session: UserSession) -> None:
         text = unit_file.read_text()
         assert f"ExecStart={TEST_SERVICE}\n" in text
         assert f"ReadWritePaths=-{session.home}/.azlin -{session.home}/.local/state/" \
-               "azlin-lifecycle\n" in text
+               f"azlin-lifecycle -{session.home}/.azure\n" in text
+        assert (session.home / ".azure").is_dir()
         assert "@" not in text.replace("@system-service", "").replace("@privileged", "") \
             .replace("@resources", "")
     finally:

@@ -116,3 +116,52 @@ def test_programmatic_config_is_validated_too() -> None:
         MonitoringConfig(check_interval_seconds=1)
     with pytest.raises(LifecycleConfigError, match="unknown hook type 'on_reboot'"):
         MonitoringConfig(hooks={"on_reboot": "/bin/true"})
+
+
+MI_CLIENT_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+
+
+def test_managed_identity_with_and_without_a_client_id_round_trips() -> None:
+    from azlin_lifecycle.config import CredentialKind
+
+    system = parse_toml('[azure]\ncredential = "managed_identity"\n', "f.toml")
+    assert system.azure.credential is CredentialKind.MANAGED_IDENTITY
+    assert system.azure.managed_identity_client_id is None
+    user = parse_toml('[azure]\ncredential = "managed_identity"\n'
+                      f'managed_identity_client_id = "{MI_CLIENT_ID.upper()}"\n', "f.toml")
+    assert user.azure.managed_identity_client_id == MI_CLIENT_ID.upper()
+    assert parse_toml(render_toml(user), "rendered") == user
+    # "default" tries managed identity too, so the client id means something there.
+    default = parse_toml('[azure]\ncredential = "default"\n'
+                         f'managed_identity_client_id = "{MI_CLIENT_ID}"\n', "f.toml")
+    assert default.azure.managed_identity_client_id == MI_CLIENT_ID
+
+
+@pytest.mark.parametrize("value", ["not-a-guid", MI_CLIENT_ID[:-1], MI_CLIENT_ID + "0",
+                                   MI_CLIENT_ID.replace("-", ""), "", 42])
+def test_managed_identity_client_id_must_be_a_guid(value: object) -> None:
+    shown = f'"{value}"' if isinstance(value, str) else str(value)
+    text = f'[azure]\ncredential = "managed_identity"\nmanaged_identity_client_id = {shown}\n'
+    with pytest.raises(LifecycleConfigError) as caught:
+        parse_toml(text, "f.toml")
+    assert str(caught.value) == (f"f.toml [azure]: managed_identity_client_id = {shown} is not "
+                                 "allowed: expected a GUID such as "
+                                 "12345678-90ab-cdef-1234-567890abcdef")
+
+
+def test_a_client_id_with_the_cli_credential_is_refused() -> None:
+    for text in (f'[azure]\nmanaged_identity_client_id = "{MI_CLIENT_ID}"\n',
+                 f'[azure]\ncredential = "cli"\nmanaged_identity_client_id = "{MI_CLIENT_ID}"\n'):
+        with pytest.raises(LifecycleConfigError) as caught:
+            parse_toml(text, "f.toml")
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message.startswith('f.toml [azure]: managed_identity_client_id is set but '
+                                  'credential = "cli" does not use it: set credential = '
+                                  '"managed_identity"')
+
+
+def test_unknown_credential_lists_managed_identity() -> None:
+    with pytest.raises(LifecycleConfigError, match='expected one of "cli", "default", '
+                                                   '"managed_identity"'):
+        parse_toml('[azure]\ncredential = "msi"\n', "f.toml")
