@@ -149,7 +149,7 @@ class Demo:
 
         setenv = [f"--setenv={k}={self.env[k]}" for k in (
             "AZLIN_CONFIG_DIR", "XDG_STATE_HOME", "AZLIN_DEMO_HOOK_LOG", "PATH",
-            "REQUESTS_CA_BUNDLE")]
+            "REQUESTS_CA_BUNDLE", "AZURE_CONFIG_DIR")]
         cmd = ["systemd-run", "--user", f"--unit={UNIT}", "--property=Type=notify",
                "--property=NotifyAccess=main", "--property=WatchdogSec=30", *setenv, *argv]
         self.say("demo", "starting the daemon under your systemd user manager: "

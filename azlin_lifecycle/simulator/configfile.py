@@ -17,10 +17,13 @@ HEADER = ("# azlin-lifecycle configuration for a simulated fleet, written by "
 
 
 def fleet_env(az_dir: Path, ca_path: Path) -> dict[str, str]:
-    """This process's environment with the stand-in ``az`` first on PATH and the CA trusted."""
+    """This process's environment with the stand-in ``az`` first on PATH, the CA trusted,
+    and the Azure CLI's config dir inside the simulator's own (the stand-in writes there
+    as the real az does: never into the user's real ~/.azure)."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(az_dir), env.get("PATH", os.defpath)])
     env["REQUESTS_CA_BUNDLE"] = str(ca_path)
+    env["AZURE_CONFIG_DIR"] = str(az_dir.parent / "azure")
     return env
 
 
