@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from azlin_lifecycle.daemon import LifecycleDaemon
 from azlin_lifecycle.simulator import SimulatedFleet, SshMode
+from tests.support.inprocess import running_daemon
+from tests.support.waiting import wait_for
 
 HOOK = """#!/bin/sh
 echo "$EVENT_TYPE $VM_NAME failures=$FAILURE_COUNT result=$RESTART_RESULT reason=$REASON" >> {log}
 """
 
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if cond():
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -49,18 +40,8 @@ def running(fleet: SimulatedFleet, tmp_path: Path,
         extra_toml={"daemon": {"ssh_timeout_seconds": 2.0},
                     "healing": {"grace_period_seconds": 5},
                     "vms": {vm: {"ssh_failure_threshold": 1} for vm in fleet.vm_names}})
-    daemon = LifecycleDaemon(isolated_dirs / "lifecycle-config.toml", foreground=True)
-    thread = threading.Thread(target=daemon.start)
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    thread.start()
-    try:
+    with running_daemon(isolated_dirs / "lifecycle-config.toml") as daemon:
         yield daemon, hook_log
-    finally:
-        daemon.stop()
-        thread.join(30)
-        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
-    assert not thread.is_alive()
 
 
 def hook_lines(path: Path) -> list[str]:

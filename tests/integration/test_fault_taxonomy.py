@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 
 from azlin_lifecycle.simulator import SimulatedFleet, SshMode
 from azlin_lifecycle.state import StateStore
+from tests.support.waiting import wait_for
 
 HOOK = """#!/bin/sh
 echo "$EVENT_TYPE|$FAILURE_COUNT|$REASON|$RESTART_RESULT" >> {log}
@@ -43,14 +44,6 @@ class Watched:
     def latest(self) -> Any:
         return self.store.latest([self.vm]).get(self.vm)
 
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from azlin_lifecycle.config import HookSettings
 from azlin_lifecycle.hooks import HookExecutor
 from tests.support.processes import alive
+from tests.support.waiting import wait_for
 
 
 def script(tmp_path: Path, name: str, body: str) -> Path:
@@ -22,14 +22,6 @@ def script(tmp_path: Path, name: str, body: str) -> Path:
     path.chmod(0o755)
     return path
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 def hook_threads() -> int:

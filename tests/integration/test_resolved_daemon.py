@@ -5,10 +5,7 @@ a private-only VM is judged by Azure's view, and on_restart comes before on_heal
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +13,13 @@ import pytest
 from azlin_lifecycle.daemon import LifecycleDaemon
 from azlin_lifecycle.simulator import SimulatedFleet, SshMode
 from azlin_lifecycle.state import StateStore
+from tests.support.inprocess import running_daemon
+from tests.support.waiting import wait_for
 
 HOOK = """#!/bin/sh
 echo "$EVENT_TYPE $VM_NAME" >> {log}
 """
 
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -48,19 +39,9 @@ def running(tmp_path: Path, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
             extra_toml={"daemon": {"ssh_timeout_seconds": 2.0},
                         "healing": {"grace_period_seconds": 5, "operation_poll_seconds": 1},
                         "vms": {vm: {"ssh_failure_threshold": 1} for vm in fleet.vm_names}})
-        daemon = LifecycleDaemon(isolated_dirs / "lifecycle-config.toml", foreground=True)
-        thread = threading.Thread(target=daemon.start)
-        root = logging.getLogger()
-        saved = root.handlers[:], root.level
-        thread.start()
-        try:
+        with running_daemon(isolated_dirs / "lifecycle-config.toml") as daemon:
             wait_for(lambda: daemon.get_status().running, 10, "the daemon")
             yield fleet, daemon, daemon.store, hook_log
-        finally:
-            daemon.stop()
-            thread.join(30)
-            root.handlers[:], _ = saved[0], root.setLevel(saved[1])
-        assert not thread.is_alive()
 
 
 def latest(store: StateStore, vm: str):  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from azlin_lifecycle.daemon import LifecycleDaemon
 from azlin_lifecycle.models import RepairAction, VMState
 from azlin_lifecycle.state import StateStore
 from tests.support.fakes import FakeAddresses, FakeCompute, FakeSsh, RecordingHooks
+from tests.support.waiting import wait_for
 
 BASE = """
 [azure]
@@ -34,14 +35,6 @@ restart_policy = "on-failure"
 ssh_failure_threshold = 1
 """
 
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 class Harness:
