@@ -112,3 +112,20 @@ def test_fast_start(argv: list[str]) -> None:
     res = run(sys.executable, "-c", code, *argv)
     assert res.returncode == 0, res.stderr
     assert run(str(BIN / "azlin-lifecycle"), *argv).returncode == 0
+
+
+def test_version_is_the_distributions_everywhere() -> None:
+    """--version, ``__version__``, the man page and the ARM user agent all say
+    pyproject.toml's version, read back from the installed distribution."""
+    from importlib import metadata
+
+    import azlin_lifecycle
+    from azlin_lifecycle import manpage
+
+    installed = metadata.version("azlin-lifecycle")
+    res = run(str(BIN / "azlin-lifecycle"), "--version")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == f"azlin-lifecycle, version {installed}\n"
+    assert CliRunner().invoke(cli, ["--version"]).output == res.stdout
+    assert azlin_lifecycle.__version__ == installed
+    assert f'"azlin-lifecycle {installed}"' in manpage.render().splitlines()[0]
