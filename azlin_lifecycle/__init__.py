@@ -40,7 +40,21 @@ if TYPE_CHECKING:
     from .health import HealthMonitor
     from .hooks import HookExecutor, HookResult
 
-__version__ = "0.1.0"
+    __version__: str
+
+DISTRIBUTION = "azlin-lifecycle"
+UNKNOWN_VERSION = "0+unknown"  # a source tree that was never installed (PEP 440, sorts first)
+
+
+def distribution_version(name: str = DISTRIBUTION) -> str:
+    """The installed distribution's version: pyproject.toml's, its one source."""
+    from importlib import metadata  # ~20 ms: only when a version is asked for
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return UNKNOWN_VERSION
+
 
 _LAZY = {
     "HealthMonitor": "health",
@@ -55,6 +69,9 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = version = distribution_version()
+        return version
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'azlin_lifecycle' has no attribute {name!r}")

@@ -1,5 +1,9 @@
 """The TOML configuration: frozen dataclasses, enums, and one validator.
 
+Each setting is declared once, as a dataclass field that carries its default and its
+rule (``field(default=..., metadata=accepts(rule))``); the validator, the list of allowed
+keys and the renderers all read them from ``dataclasses.fields``.
+
 Every value is validated on load and before every write. An error names the file,
 the table (the VM), the key, the value and what is allowed, e.g.::
 
@@ -157,19 +161,15 @@ def _show(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- models
-VM_RULES: dict[str, Rule] = {
-    "enabled": BOOL,
-    "check_interval_seconds": _int(10, 86400),
-    "restart_policy": _enum(RestartPolicy),
-    "ssh_failure_threshold": _int(1, 100),
-    "resource_group": TEXT,
-    "subscription_id": TEXT,
-    "ssh_host": TEXT,
-    "ssh_port": PORT,
-    "ssh_user": TEXT,
-    "ssh_key": TEXT,
-    "dry_run": BOOL,
-}
+def accepts(rule: Rule, *, always_written: bool = False) -> dict[str, Any]:
+    """A field's metadata: the rule of its TOML key; ``always_written`` renders it even
+    at its default (the four keys the spec's example always shows for a VM)."""
+    return {"rule": rule, "always_written": always_written}
+
+
+def rules(kind: type[Any]) -> Mapping[str, Rule]:
+    """The TOML keys of a section (or of a VM's table) and their rules, in field order."""
+    return {f.name: f.metadata["rule"] for f in dataclasses.fields(kind) if "rule" in f.metadata}
 
 
 @dataclass(frozen=True)
@@ -184,31 +184,30 @@ class MonitoringConfig:
     first key of azlin's search order (``~/.ssh/azlin_key``, ``id_ed25519_azlin`` ...).
     """
 
-    enabled: bool = True
-    check_interval_seconds: int = 60
-    restart_policy: RestartPolicy = RestartPolicy.NEVER
-    ssh_failure_threshold: int = 3
-    hooks: Mapping[str, str] = field(default_factory=dict)
-    resource_group: str | None = None
-    subscription_id: str | None = None
-    ssh_host: str | None = None
-    ssh_port: int = 22
-    ssh_user: str | None = None
-    ssh_key: str | None = None
-    dry_run: bool = False
+    enabled: bool = field(default=True, metadata=accepts(BOOL, always_written=True))
+    check_interval_seconds: int = field(
+        default=60, metadata=accepts(_int(10, 86400), always_written=True))
+    restart_policy: RestartPolicy = field(
+        default=RestartPolicy.NEVER, metadata=accepts(_enum(RestartPolicy), always_written=True))
+    ssh_failure_threshold: int = field(
+        default=3, metadata=accepts(_int(1, 100), always_written=True))
+    hooks: Mapping[str, str] = field(default_factory=dict)  # its own table: _check_hooks
+    resource_group: str | None = field(default=None, metadata=accepts(TEXT))
+    subscription_id: str | None = field(default=None, metadata=accepts(TEXT))
+    ssh_host: str | None = field(default=None, metadata=accepts(TEXT))
+    ssh_port: int = field(default=22, metadata=accepts(PORT))
+    ssh_user: str | None = field(default=None, metadata=accepts(TEXT))
+    ssh_key: str | None = field(default=None, metadata=accepts(TEXT))
+    dry_run: bool = field(default=False, metadata=accepts(BOOL))
 
     def __post_init__(self) -> None:
         self.validated("MonitoringConfig", "")
 
     def validated(self, source: str, table: str) -> MonitoringConfig:
         """Check every field; fix up string enums. Returns self for chaining."""
-        values = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "hooks" and getattr(self, f.name) is not None
-        }
-        checked = _check_table(values, VM_RULES, source, table)
-        for name, value in checked.items():
+        keys = rules(MonitoringConfig)
+        values = {name: getattr(self, name) for name in keys if getattr(self, name) is not None}
+        for name, value in _check_table(values, keys, source, table).items():
             object.__setattr__(self, name, value)
         object.__setattr__(self, "hooks", _check_hooks(self.hooks, source, f"{table}.hooks"))
         return self
@@ -233,103 +232,55 @@ def _check_hooks(raw: Any, source: str, table: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class DaemonSettings:
-    log_level: LogLevel = LogLevel.INFO
-    max_workers: int = 64
-    ssh_timeout_seconds: float = 10.0
-    azure_timeout_seconds: float = 20.0
-    history_size: int = 1000
-    max_open_ssh_connections: int = 512
+    log_level: LogLevel = field(default=LogLevel.INFO, metadata=accepts(_enum(LogLevel)))
+    max_workers: int = field(default=64, metadata=accepts(_int(1, 512)))
+    ssh_timeout_seconds: float = field(default=10.0, metadata=accepts(_number(1, 120)))
+    azure_timeout_seconds: float = field(default=20.0, metadata=accepts(_number(1, 300)))
+    history_size: int = field(default=1000, metadata=accepts(_int(10, 100000)))
+    max_open_ssh_connections: int = field(default=512, metadata=accepts(_int(0, 100000)))
 
 
 @dataclass(frozen=True)
 class AzureSettings:
-    subscription_id: str | None = None
-    resource_group: str | None = None
-    arm_endpoint: str = DEFAULT_ARM_ENDPOINT
-    credential: CredentialKind = CredentialKind.CLI
-    ca_bundle: str | None = None
+    subscription_id: str | None = field(default=None, metadata=accepts(TEXT))
+    resource_group: str | None = field(default=None, metadata=accepts(TEXT))
+    arm_endpoint: str = field(default=DEFAULT_ARM_ENDPOINT, metadata=accepts(HTTPS_URL))
+    credential: CredentialKind = field(
+        default=CredentialKind.CLI, metadata=accepts(_enum(CredentialKind)))
+    ca_bundle: str | None = field(default=None, metadata=accepts(TEXT))
     # A user-assigned identity (its client id); None: the VM's system-assigned identity.
-    managed_identity_client_id: str | None = None
+    managed_identity_client_id: str | None = field(default=None, metadata=accepts(GUID))
 
 
 @dataclass(frozen=True)
 class HealingSettings:
-    dry_run: bool = False
-    grace_period_seconds: int = 300
-    restart_budget: int = 3
-    budget_window_seconds: int = 3600
-    backoff_initial_seconds: int = 60
-    backoff_max_seconds: int = 1800
-    breaker_failing_ratio: float = 0.5
-    breaker_min_failing: int = 2
-    max_in_flight: int = 0
-    restart_timeout_seconds: int = 600
-    escalate_after_failed_restarts: int = 0
-    agent_ready_override_failures: int = 10
-    agent_status_max_age_seconds: int = 600
-    operation_poll_seconds: int = 5  # how often a repair's operation is polled
-    redeploy_timeout_seconds: int = 1800  # a redeploy's own, longer limit
+    dry_run: bool = field(default=False, metadata=accepts(BOOL))
+    grace_period_seconds: int = field(default=300, metadata=accepts(_int(0, 86400)))
+    restart_budget: int = field(default=3, metadata=accepts(_int(0, 1000)))
+    budget_window_seconds: int = field(default=3600, metadata=accepts(_int(60, 7 * 86400)))
+    backoff_initial_seconds: int = field(default=60, metadata=accepts(_int(0, 86400)))
+    backoff_max_seconds: int = field(default=1800, metadata=accepts(_int(0, 7 * 86400)))
+    breaker_failing_ratio: float = field(default=0.5, metadata=accepts(_number(0.01, 1)))
+    breaker_min_failing: int = field(default=2, metadata=accepts(_int(1, 100000)))
+    max_in_flight: int = field(default=0, metadata=accepts(_int(0, 100000)))
+    restart_timeout_seconds: int = field(default=600, metadata=accepts(_int(10, 7200)))
+    escalate_after_failed_restarts: int = field(default=0, metadata=accepts(_int(0, 100)))
+    agent_ready_override_failures: int = field(default=10, metadata=accepts(_int(0, 1000)))
+    agent_status_max_age_seconds: int = field(default=600, metadata=accepts(_int(60, 86400)))
+    # How often a repair's operation is polled, and a redeploy's own, longer limit.
+    operation_poll_seconds: int = field(default=5, metadata=accepts(_int(1, 60)))
+    redeploy_timeout_seconds: int = field(default=1800, metadata=accepts(_int(60, 7200)))
 
 
 @dataclass(frozen=True)
 class HookSettings:
-    timeout_seconds: float = 30.0
-    kill_grace_seconds: float = 5.0
-    max_output_bytes: int = 65536
-    webhook_timeout_seconds: float = 10.0
-    webhook_retries: int = 3
-    max_concurrent: int = 4
-
-
-SECTION_RULES: dict[str, dict[str, Rule]] = {
-    "daemon": {
-        "log_level": _enum(LogLevel),
-        "max_workers": _int(1, 512),
-        "ssh_timeout_seconds": _number(1, 120),
-        "azure_timeout_seconds": _number(1, 300),
-        "history_size": _int(10, 100000),
-        "max_open_ssh_connections": _int(0, 100000),
-    },
-    "azure": {
-        "subscription_id": TEXT,
-        "resource_group": TEXT,
-        "arm_endpoint": HTTPS_URL,
-        "credential": _enum(CredentialKind),
-        "ca_bundle": TEXT,
-        "managed_identity_client_id": GUID,
-    },
-    "healing": {
-        "dry_run": BOOL,
-        "grace_period_seconds": _int(0, 86400),
-        "restart_budget": _int(0, 1000),
-        "budget_window_seconds": _int(60, 7 * 86400),
-        "backoff_initial_seconds": _int(0, 86400),
-        "backoff_max_seconds": _int(0, 7 * 86400),
-        "breaker_failing_ratio": _number(0.01, 1),
-        "breaker_min_failing": _int(1, 100000),
-        "max_in_flight": _int(0, 100000),
-        "restart_timeout_seconds": _int(10, 7200),
-        "escalate_after_failed_restarts": _int(0, 100),
-        "agent_ready_override_failures": _int(0, 1000),
-        "agent_status_max_age_seconds": _int(60, 86400),
-        "operation_poll_seconds": _int(1, 60),
-        "redeploy_timeout_seconds": _int(60, 7200),
-    },
-    "hooks": {
-        "timeout_seconds": _number(0.1, 3600),
-        "kill_grace_seconds": _number(0, 60),
-        "max_output_bytes": _int(1024, 16 * 1024 * 1024),
-        "webhook_timeout_seconds": _number(0.1, 300),
-        "webhook_retries": _int(0, 10),
-        "max_concurrent": _int(1, 64),
-    },
-}
-SECTION_TYPES: dict[str, type[Any]] = {
-    "daemon": DaemonSettings,
-    "azure": AzureSettings,
-    "healing": HealingSettings,
-    "hooks": HookSettings,
-}
+    timeout_seconds: float = field(default=30.0, metadata=accepts(_number(0.1, 3600)))
+    kill_grace_seconds: float = field(default=5.0, metadata=accepts(_number(0, 60)))
+    max_output_bytes: int = field(
+        default=65536, metadata=accepts(_int(1024, 16 * 1024 * 1024)))
+    webhook_timeout_seconds: float = field(default=10.0, metadata=accepts(_number(0.1, 300)))
+    webhook_retries: int = field(default=3, metadata=accepts(_int(0, 10)))
+    max_concurrent: int = field(default=4, metadata=accepts(_int(1, 64)))
 
 
 @dataclass(frozen=True)
@@ -355,6 +306,20 @@ class LifecycleConfig:
         return {name: vm for name, vm in self.vms.items() if vm.enabled}
 
 
+def _section_types() -> dict[str, type[Any]]:
+    """The file's tables other than [vms]: each field of LifecycleConfig whose default is
+    a settings dataclass (daemon, azure, healing, hooks), in field order."""
+    out: dict[str, type[Any]] = {}
+    for f in dataclasses.fields(LifecycleConfig):
+        kind = f.default_factory
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            out[f.name] = kind
+    return out
+
+
+SECTIONS = _section_types()
+
+
 def check_vm_name(name: str) -> str:
     if not isinstance(name, str) or not VM_NAME_RE.match(name):
         raise LifecycleConfigError(
@@ -375,14 +340,14 @@ def parse_toml(text: str, source: str) -> LifecycleConfig:
 
 
 def from_dict(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
-    known = {*SECTION_RULES, "vms"}
+    known = {*SECTIONS, "vms"}
     for key in raw:
         if key not in known:
             raise LifecycleConfigError(
                 f"{source}: unknown table or key {key!r}; allowed: " + ", ".join(sorted(known))
             )
     sections: dict[str, Any] = {}
-    for name, rules in SECTION_RULES.items():
+    for name, kind in SECTIONS.items():
         table = raw.get(name, {})
         if not isinstance(table, Mapping):
             raise LifecycleConfigError(f"{source}: {name} must be a table ([{name}])")
@@ -397,7 +362,7 @@ def from_dict(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
                         source,
                         old,
                     )
-        sections[name] = SECTION_TYPES[name](**_check_table(table, rules, source, name))
+        sections[name] = kind(**_check_table(table, rules(kind), source, name))
     _check_azure(sections["azure"], source)
     vms_raw = raw.get("vms", {})
     if not isinstance(vms_raw, Mapping):
@@ -430,7 +395,7 @@ def vm_from_dict(name: str, table: Any, source: str) -> MonitoringConfig:
         raise LifecycleConfigError(f"{source}: {label} must be a table ([{label}])")
     values = dict(table)
     hooks = values.pop("hooks", {})
-    checked = _check_table(values, VM_RULES, source, label)
+    checked = _check_table(values, rules(MonitoringConfig), source, label)
     checked["hooks"] = _check_hooks(hooks, source, f"{label}.hooks")
     # Construct without re-running __post_init__'s generic source label.
     vm = object.__new__(MonitoringConfig)
@@ -445,9 +410,9 @@ def to_dict(config: LifecycleConfig) -> dict[str, Any]:
     """The TOML document for ``config``: only values that differ from the defaults,
     except the four keys the spec's example always shows for a VM."""
     doc: dict[str, Any] = {}
-    for name in SECTION_RULES:
+    for name, kind in SECTIONS.items():
         section = getattr(config, name)
-        default = SECTION_TYPES[name]()
+        default = kind()
         table = {
             f.name: _plain(getattr(section, f.name))
             for f in dataclasses.fields(section)
@@ -460,9 +425,6 @@ def to_dict(config: LifecycleConfig) -> dict[str, Any]:
     return doc
 
 
-ALWAYS_WRITTEN = ("enabled", "check_interval_seconds", "restart_policy", "ssh_failure_threshold")
-
-
 def vm_to_dict(vm: MonitoringConfig) -> dict[str, Any]:
     default = MonitoringConfig()
     table: dict[str, Any] = {}
@@ -470,7 +432,7 @@ def vm_to_dict(vm: MonitoringConfig) -> dict[str, Any]:
         value = getattr(vm, f.name)
         if f.name == "hooks" or value is None:
             continue
-        if f.name in ALWAYS_WRITTEN or value != getattr(default, f.name):
+        if f.metadata.get("always_written") or value != getattr(default, f.name):
             table[f.name] = _plain(value)
     if vm.hooks:
         table["hooks"] = dict(vm.hooks)

@@ -32,7 +32,7 @@ class ServiceStatus:
     running: bool
     pid: int | None
     since: dt.datetime | None
-    uptime: float | None
+    uptime: dt.timedelta | None  # whole seconds, as DaemonStatus.uptime
     status_text: str
     n_restarts: int
     result: str
@@ -52,7 +52,7 @@ class DaemonController:
 
     @property
     def systemd(self) -> SystemdUserManager:
-        """Connected on first use, so a foreground run needs no user bus."""
+        """Connected on first use: reading logs needs only the journal, not the user bus."""
         if self._manager is None:
             from .adapters.dbus import SystemdUserManager
 
@@ -65,13 +65,11 @@ class DaemonController:
             self._manager = None
 
     # ------------------------------------------------------------------ control
-    def start_daemon(self, foreground: bool = False) -> None:
-        """Start the unit and wait until it is ready (READY=1), or run it here."""
-        if foreground:
-            from .daemon import LifecycleDaemon
+    def start_daemon(self) -> None:
+        """Start the unit and wait until it is ready (READY=1).
 
-            LifecycleDaemon(self.config_path, foreground=True).start()
-            return
+        ``azlin lifecycle daemon run`` runs the daemon in the foreground instead.
+        """
         self._require_installed()
         result = self.systemd.start_unit(self.unit)
         self._check_job("start", result)
@@ -213,11 +211,12 @@ class DaemonController:
         return "last journal lines: " + " | ".join(messages)
 
 
-def _since(props: UnitProperties) -> tuple[dt.datetime | None, float | None]:
+def _since(props: UnitProperties) -> tuple[dt.datetime | None, dt.timedelta | None]:
     if props.active_state not in ("active", "reloading") or not props.active_enter_usec:
         return None, None
-    since = dt.datetime.fromtimestamp(props.active_enter_usec / 1_000_000, dt.UTC)
-    return since, max(0.0, time.time() - props.active_enter_usec / 1_000_000)
+    started = props.active_enter_usec / 1_000_000
+    since = dt.datetime.fromtimestamp(started, dt.UTC)
+    return since, dt.timedelta(seconds=max(0, int(time.time() - started)))
 
 
 def _int_field(entry: Mapping[str, Any], name: str) -> int:

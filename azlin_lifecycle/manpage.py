@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from importlib import metadata
 
 import click
 
@@ -90,22 +89,17 @@ def page_date() -> str:
     return when.strftime("%Y-%m-%d")
 
 
-def version() -> str:
-    try:
-        return metadata.version("azlin-lifecycle")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def render(root: click.Command | None = None) -> str:
     """The whole man page for ``root`` (default: the azlin-lifecycle CLI)."""
+    from . import __version__
+
     if root is None:
         from .cli.main import cli as root
     assert root is not None
     top = click.Context(root, info_name=PROG, **root.context_settings)
     summary = roff_text(root.get_short_help_str(limit=200).rstrip("."))
     out = [
-        f'.TH AZLIN\\-LIFECYCLE 1 "{page_date()}" "azlin-lifecycle {version()}" '
+        f'.TH AZLIN\\-LIFECYCLE 1 "{page_date()}" "azlin-lifecycle {__version__}" '
         '"User Commands"',
         ".SH NAME",
         f"{roff_text(PROG)} \\- {summary}",

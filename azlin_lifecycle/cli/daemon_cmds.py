@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from .context import AppContext, pass_app
@@ -82,8 +84,8 @@ def status(app: AppContext, as_json: bool) -> None:
     ])
 
 
-def _duration(seconds: float) -> str:
-    total = int(seconds)
+def _duration(uptime: dt.timedelta) -> str:
+    total = int(uptime.total_seconds())
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

@@ -12,7 +12,7 @@ import click
                    "(default: systemd when reachable).")
 def demo(keep: bool, use_systemd: bool | None) -> None:
     """Hang one of 3 simulated VMs and watch it be detected, restarted and healthy again."""
-    from ..demo import run_demo
+    from ..simulator.demo import run_demo
 
     raise SystemExit(run_demo(keep=keep, use_systemd=use_systemd))
 

@@ -27,12 +27,23 @@ from .context import AppContext
 PROG = "azlin-lifecycle"
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the package's ``__version__`` (an uninstalled tree says 0+unknown)."""
+    if value and not ctx.resilient_parsing:
+        from .. import __version__
+
+        click.echo(f"{PROG}, version {__version__}")
+        ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               envvar="AZLIN_LIFECYCLE_CONFIG",
               help="Configuration file (default: ~/.azlin/lifecycle-config.toml).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
-@click.version_option(package_name="azlin-lifecycle", prog_name=PROG)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version,
+              help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     """Health monitoring, self-healing and lifecycle hooks for Azure Linux VMs."""

@@ -20,6 +20,8 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, dt.datetime):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):

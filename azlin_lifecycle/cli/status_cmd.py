@@ -26,7 +26,8 @@ def status(app: AppContext, as_json: bool) -> None:
     try:
         st = controller.daemon_status()
         daemon = {"active_state": st.active_state, "sub_state": st.sub_state,
-                  "running": st.running, "pid": st.pid, "uptime_seconds": st.uptime,
+                  "running": st.running, "pid": st.pid,
+                  "uptime_seconds": None if st.uptime is None else st.uptime.total_seconds(),
                   "status_text": st.status_text, "n_restarts": st.n_restarts,
                   "installed": st.installed}
     except ControllerError as exc:

@@ -31,6 +31,7 @@ OPTION_FIELDS = {
     "dry_run": "dry_run",
 }
 
+DEFAULT = MonitoringConfig()  # the help's defaults come from the config's own table
 
 RESOLVED = "(resolved from Azure)"
 
@@ -50,16 +51,18 @@ def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.argument("vm")
-@click.option("--interval", type=int, help="Seconds between checks (at least 10; default 60).")
+@click.option("--interval", type=int, help="Seconds between checks (at least 10; "
+              f"default {DEFAULT.check_interval_seconds}).")
 @click.option("--policy", type=click.Choice(VALID_RESTART_POLICIES),
-              help="Restart policy (default never).")
+              help=f"Restart policy (default {DEFAULT.restart_policy.value}).")
 @click.option("--threshold", type=int,
-              help="Consecutive SSH failures before on-failure restarts (default 3).")
+              help="Consecutive SSH failures before on-failure restarts "
+                   f"(default {DEFAULT.ssh_failure_threshold}).")
 @click.option("--resource-group", help="Azure resource group (default: [azure] or azlin's config).")
 @click.option("--subscription", help="Azure subscription ID (default: [azure] or azlin's config).")
 @click.option("--ssh-host", help="Host or IP to check over SSH (default: resolved from Azure: "
               "the public IP, else the private IP or azlin's Bastion tunnel).")
-@click.option("--ssh-port", type=int, help="SSH port (default 22).")
+@click.option("--ssh-port", type=int, help=f"SSH port (default {DEFAULT.ssh_port}).")
 @click.option("--ssh-user", help="SSH user (default: the VM's admin user from Azure).")
 @click.option("--ssh-key", help="SSH private key (default: the first of ~/.ssh/azlin_key, "
               "id_ed25519_azlin, id_ed25519, id_rsa).")

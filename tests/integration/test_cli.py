@@ -112,3 +112,39 @@ def test_fast_start(argv: list[str]) -> None:
     res = run(sys.executable, "-c", code, *argv)
     assert res.returncode == 0, res.stderr
     assert run(str(BIN / "azlin-lifecycle"), *argv).returncode == 0
+
+
+def test_version_is_the_distributions_everywhere() -> None:
+    """--version, ``__version__``, the man page and the ARM user agent all say
+    pyproject.toml's version, read back from the installed distribution."""
+    from importlib import metadata
+
+    import azlin_lifecycle
+    from azlin_lifecycle import manpage
+
+    installed = metadata.version("azlin-lifecycle")
+    res = run(str(BIN / "azlin-lifecycle"), "--version")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == f"azlin-lifecycle, version {installed}\n"
+    assert CliRunner().invoke(cli, ["--version"]).output == res.stdout
+    assert azlin_lifecycle.__version__ == installed
+    assert f'"azlin-lifecycle {installed}"' in manpage.render().splitlines()[0]
+
+
+def test_enable_help_and_show_follow_the_config_table() -> None:
+    """Every VM setting is shown, and the help's defaults are the table's."""
+    from azlin_lifecycle.config import MonitoringConfig, rules
+
+    runner = CliRunner()
+    runner.invoke(cli, ["enable", "vm1", "--hook", "on_failure=/usr/local/bin/alert"])
+    shown = runner.invoke(cli, ["show", "vm1"]).output.splitlines()
+    names = [line.split()[0] for line in shown if not line.startswith("hook ")]
+    assert sorted(names) == sorted(["vm", *rules(MonitoringConfig)])
+    assert "hook on_failure" in "\n".join(shown)
+    default = MonitoringConfig()
+    help_text = " ".join(runner.invoke(cli, ["enable", "--help"]).output.split())
+    for phrase in (f"(at least 10; default {default.check_interval_seconds})",
+                   f"(default {default.restart_policy.value})",
+                   f"on-failure restarts (default {default.ssh_failure_threshold})",
+                   f"SSH port (default {default.ssh_port})"):
+        assert phrase in help_text, phrase

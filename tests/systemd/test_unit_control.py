@@ -34,7 +34,9 @@ def test_start_returns_only_after_ready_and_status_reads_systemd(session: UserSe
             took = time.monotonic() - t
             s = c.daemon_status()
             print(json.dumps({"took": took, "state": s.active_state, "running": s.running,
-                              "pid": s.pid, "status": s.status_text, "uptime": s.uptime,
+                              "pid": s.pid, "status": s.status_text,
+                              "uptime": s.uptime.total_seconds(),
+                              "whole_seconds": s.uptime.microseconds == 0,
                               "restarts": s.n_restarts}))
         """)
         got = json.loads(out)
@@ -42,7 +44,7 @@ def test_start_returns_only_after_ready_and_status_reads_systemd(session: UserSe
         assert got["state"] == "active" and got["running"] is True
         assert got["status"] == "test service: watchdog every 15.0s"  # WatchdogSec=30 / 2
         assert got["restarts"] == 0
-        assert 0 <= got["uptime"] < 30
+        assert 0 <= got["uptime"] < 30 and got["whole_seconds"]  # a timedelta, as DaemonStatus
         assert str(got["pid"]) == show(session, "MainPID")["MainPID"]
     finally:
         uninstall_unit(session)
@@ -228,6 +230,7 @@ def test_cli_status_logs_and_errors(test_unit: UserSession) -> None:
     assert data["active_state"] == "active" and data["running"] is True
     assert data["status_text"] == "test service: watchdog every 15.0s"
     assert data["pid"] == int(show(session, "MainPID")["MainPID"])
+    assert isinstance(data["uptime"], float) and 0 <= data["uptime"] < 60, data
     human = session.run_as_user(["azlin", "lifecycle", "daemon", "status"], check=True).stdout
     assert re.search(r"^service +active \(running\)$", human, re.M), human
     assert re.search(r"^since +.*\(up \d+s\)$", human, re.M), human

@@ -1,17 +1,28 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
+import tomllib
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomli_w
 
 from azlin_lifecycle.config import (
+    SECTIONS,
+    AzureSettings,
+    DaemonSettings,
+    HealingSettings,
+    HookSettings,
     LifecycleConfig,
     LogLevel,
     MonitoringConfig,
     RestartPolicy,
     parse_toml,
     render_toml,
+    rules,
 )
 from azlin_lifecycle.errors import LifecycleConfigError
 
@@ -165,3 +176,53 @@ def test_unknown_credential_lists_managed_identity() -> None:
     with pytest.raises(LifecycleConfigError, match='expected one of "cli", "default", '
                                                    '"managed_identity"'):
         parse_toml('[azure]\ncredential = "msi"\n', "f.toml")
+
+
+def test_the_file_has_one_table_per_settings_section() -> None:
+    assert list(SECTIONS.items()) == [("daemon", DaemonSettings), ("azure", AzureSettings),
+                                      ("healing", HealingSettings), ("hooks", HookSettings)]
+
+
+@pytest.mark.parametrize("kind", [*SECTIONS.values(), MonitoringConfig],
+                         ids=lambda kind: kind.__name__)
+def test_every_default_passes_its_own_rule(kind: type[Any]) -> None:
+    table = "vms.a" if kind is MonitoringConfig else next(
+        name for name, section in SECTIONS.items() if section is kind)
+    keys = rules(kind)
+    for f in dataclasses.fields(kind):
+        if f.name not in keys:
+            assert (kind, f.name) == (MonitoringConfig, "hooks")  # its own [vms.NAME.hooks]
+            continue
+        if f.default is None:  # unset: resolved at run time, or not used
+            continue
+        rule = keys[f.name]
+        assert rule.check(f.default), f"{kind.__name__}.{f.name} = {f.default!r}"
+        assert rule.convert(f.default) == f.default
+        # Written to a file, the default loads back as itself.
+        value = f.default.value if isinstance(f.default, StrEnum) else f.default
+        text = tomli_w.dumps({"vms": {"a": {f.name: value}}} if table == "vms.a"
+                             else {table: {f.name: value}})
+        loaded = parse_toml(text, "f.toml")
+        section = loaded.vms["a"] if table == "vms.a" else getattr(loaded, table)
+        assert getattr(section, f.name) == f.default and type(getattr(section, f.name)) is type(
+            f.default), f"{table}.{f.name}"
+
+
+def test_unknown_key_lists_exactly_the_settings() -> None:
+    with pytest.raises(LifecycleConfigError) as vm:
+        parse_toml("[vms.a]\nhook = 1\n", "f.toml")
+    assert str(vm.value) == (
+        "f.toml [vms.a]: unknown key 'hook'; allowed keys: check_interval_seconds, dry_run, "
+        "enabled, resource_group, restart_policy, ssh_failure_threshold, ssh_host, ssh_key, "
+        "ssh_port, ssh_user, subscription_id")
+    with pytest.raises(LifecycleConfigError) as daemon:
+        parse_toml("[daemon]\nworkers = 1\n", "f.toml")
+    assert str(daemon.value) == (
+        "f.toml [daemon]: unknown key 'workers'; allowed keys: azure_timeout_seconds, "
+        "history_size, log_level, max_open_ssh_connections, max_workers, ssh_timeout_seconds")
+
+
+def test_only_the_four_spec_keys_are_written_at_their_defaults() -> None:
+    doc = tomllib.loads(render_toml(LifecycleConfig().with_vm("a", MonitoringConfig())))
+    assert doc == {"vms": {"a": {"enabled": True, "check_interval_seconds": 60,
+                                 "restart_policy": "never", "ssh_failure_threshold": 3}}}

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import click
 
-from .errors import LifecycleError
-from .models import VMState
+from ..errors import LifecycleError
+from ..models import VMState
+from .fleet import SimulatedFleet
+from .state import SshMode
 
 UNIT = "azlin-lifecycle-demo.service"
 VM_COUNT = 3
@@ -69,8 +71,6 @@ class Demo:
 
     # ------------------------------------------------------------------ run
     def run(self) -> int:
-        from .simulator import SimulatedFleet, SshMode
-
         click.echo("azlin-lifecycle demo: 3 simulated Azure VMs, one of which hangs.")
         click.echo("Everything runs on 127.0.0.1; nothing contacts Azure. "
                    f"Demo files: {self.workdir}\n")
@@ -97,10 +97,7 @@ class Demo:
                 else:
                     shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def _configure(self, fleet: object) -> None:
-        from .simulator import SimulatedFleet
-
-        assert isinstance(fleet, SimulatedFleet)
+    def _configure(self, fleet: SimulatedFleet) -> None:
         hook = self.workdir / "print-hook"
         hook.write_text(HOOK_SCRIPT)
         hook.chmod(0o755)
@@ -144,8 +141,8 @@ class Demo:
         return stop
 
     def _start_under_systemd(self, argv: list[str]) -> Callable[[], None]:
-        from .adapters.journal import UnitJournal
-        from .adapters.process import run
+        from ..adapters.journal import UnitJournal
+        from ..adapters.process import run
 
         setenv = [f"--setenv={k}={self.env[k]}" for k in (
             "AZLIN_CONFIG_DIR", "XDG_STATE_HOME", "AZLIN_DEMO_HOOK_LOG", "PATH",
@@ -168,11 +165,9 @@ class Demo:
 
         return stop
 
-    def _scenario(self, fleet: object, hung: object) -> int:
-        from .simulator import SimulatedFleet, SshMode
-        from .state import StateStore
+    def _scenario(self, fleet: SimulatedFleet, hung: SshMode) -> int:
+        from ..state import StateStore
 
-        assert isinstance(fleet, SimulatedFleet) and isinstance(hung, SshMode)
         store = StateStore(Path(self.env["XDG_STATE_HOME"]) / "azlin-lifecycle" / "state.db")
         deadline = self.t0 + DEADLINE_SECONDS
 
@@ -236,7 +231,7 @@ def _tail(path: Path, stop: threading.Event) -> Iterator[str]:
 
 def _user_manager_reachable() -> bool:
     try:
-        from .adapters.dbus import SystemdUserManager
+        from ..adapters.dbus import SystemdUserManager
 
         with SystemdUserManager() as manager:
             manager.properties("default.target")
