@@ -36,16 +36,15 @@ from .models import HealthFailure, HealthStatus, RestartResult, VMMetrics, VMSta
 if TYPE_CHECKING:
     from .controller import DaemonController, ServiceStatus
     from .daemon import DaemonStatus, LifecycleDaemon
-    from .healing import SelfHealer
-    from .health import HealthMonitor
-    from .hooks import HookExecutor, HookResult
+    from .hooks import HookResult
+    from .wiring import HealthMonitor, HookExecutor, SelfHealer
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "HealthMonitor": "health",
-    "SelfHealer": "healing",
-    "HookExecutor": "hooks",
+    "HealthMonitor": "wiring",  # the argument-less constructors of the spec
+    "SelfHealer": "wiring",
+    "HookExecutor": "wiring",
     "HookResult": "hooks",
     "LifecycleDaemon": "daemon",
     "DaemonStatus": "daemon",
