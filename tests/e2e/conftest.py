@@ -128,6 +128,7 @@ class Stage:
         for vm in self.vms:
             self.sim.clear_operation_faults(vm)
             self.sim.set_ssh_mode(vm, "up")
+            self.sim.set_guest(vm)  # the VM agent follows the guest again
             self.sim.set_power_state(vm, "running")
         # Empty the state directory, not remove it: ReadWritePaths= needs it to exist.
         self.session.run_as_user(["find", str(self.state_dir), "-mindepth", "1", "-delete"],

@@ -94,8 +94,10 @@ def test_spent_restart_budget_holds_healing_and_says_why(e2e: Stage) -> None:
     fleet, broken = e2e.vms[:3], e2e.vms[0]
     e2e.reset(fleet, healing={"restart_budget": 1, "backoff_initial_seconds": 0,
                               "grace_period_seconds": 2})
-    # An unauthorised key lives in the VM's configuration: a reboot does not cure it.
-    e2e.sim.set_ssh_mode(broken, "auth_fail")
+    # A guest-side fault that a reboot does not cure (sshd refuses, the agent is down too,
+    # so Azure corroborates): an unauthorised key would never restart at all.
+    e2e.sim.set_ssh_mode(broken, "refused")
+    e2e.sim.set_guest(broken, agent="not_ready")
     pid = e2e.start()
     done = e2e.wait_event("restart_succeeded", broken, pid, timeout=20)
     held = e2e.wait_event("healing_held", broken, pid, after=done, timeout=25)
