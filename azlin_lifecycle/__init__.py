@@ -36,9 +36,8 @@ from .models import HealthFailure, HealthStatus, RestartResult, VMMetrics, VMSta
 if TYPE_CHECKING:
     from .controller import DaemonController, ServiceStatus
     from .daemon import DaemonStatus, LifecycleDaemon
-    from .healing import SelfHealer
-    from .health import HealthMonitor
-    from .hooks import HookExecutor, HookResult
+    from .hooks import HookResult
+    from .wiring import HealthMonitor, HookExecutor, SelfHealer
 
     __version__: str
 
@@ -57,9 +56,9 @@ def distribution_version(name: str = DISTRIBUTION) -> str:
 
 
 _LAZY = {
-    "HealthMonitor": "health",
-    "SelfHealer": "healing",
-    "HookExecutor": "hooks",
+    "HealthMonitor": "wiring",  # the argument-less constructors of the spec
+    "SelfHealer": "wiring",
+    "HookExecutor": "wiring",
     "HookResult": "hooks",
     "LifecycleDaemon": "daemon",
     "DaemonStatus": "daemon",

@@ -38,16 +38,22 @@ from .config import HookType, LifecycleConfig
 from .errors import DaemonError, HealthCheckError, LifecycleConfigError
 from .events import Event, log_event
 from .healing import SelfHealer
-from .health import SSH_STATES, HealthMonitor, failure_of
-from .hooks import HookExecutor
+from .health import HealthMonitor, failure_of
 from .manager import LifecycleManager
-from .models import HealthStatus, PowerInfo, RepairAction, RestartResult, VMState, VMTarget
-from .policy import FleetView, breaker_trips
+from .models import HealthStatus, PowerInfo, RestartResult, VMTarget
+from .policy import Decision
 from .ports import AddressBook, ComputeApi, HookRunner, SshProber
+from .rules import FleetView, breaker_trips, fleet_view, status_line, transition
 from .scheduler import Scheduler
 from .state import StateStore
 from .targets import resolve_target
-from .wiring import build_compute, build_hooks, load_adapter_libraries
+from .wiring import (
+    build_address_book,
+    build_compute,
+    build_hooks,
+    build_ssh,
+    load_adapter_libraries,
+)
 
 __all__ = ["DaemonError", "DaemonStatus", "LifecycleDaemon"]
 
@@ -55,13 +61,12 @@ log = logging.getLogger(__name__)
 
 CONFIG_POLL_SECONDS = 2.0
 TRIM_EVERY = 10.0  # seconds between returns of freed heap memory to the system
-STOPPED_STATES = (VMState.STOPPED, VMState.DEALLOCATED)
 
 
 @dataclass(frozen=True)
 class DaemonStatus:
     running: bool
-    pid: int
+    pid: int | None  # None: this daemon has not started
     uptime: dt.timedelta
     monitored_vms: list[str]
     last_sweep: dt.datetime | None = None
@@ -104,6 +109,7 @@ class LifecycleDaemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._running = False
+        self._started = False
         self._started_at = time.time()
         self._config = LifecycleConfig()
         self._config_mtime: int | None = None  # ns; reload events carry it
@@ -142,7 +148,7 @@ class LifecycleDaemon:
             signal.signal(signal.SIGTERM, self._on_stop_signal)
             signal.signal(signal.SIGINT, self._on_stop_signal)
             signal.signal(signal.SIGHUP, self._on_hup)
-        self._running = True
+        self._running = self._started = True
         self._started_at = time.time()
         try:
             self._run()
@@ -168,7 +174,7 @@ class LifecycleDaemon:
         held = {vm: s.held_reason for vm, s in states.items() if s.held_reason and vm in enabled}
         return DaemonStatus(
             running=self._running,
-            pid=os.getpid(),
+            pid=os.getpid() if self._started else None,
             uptime=dt.timedelta(seconds=int(time.time() - self._started_at)),
             monitored_vms=enabled,
             last_sweep=self._last_sweep,
@@ -190,16 +196,18 @@ class LifecycleDaemon:
         return self._store
 
     def _build(self) -> None:
-        store = self.store
+        """The components, with the adapters given to the daemon or else the real ones."""
+        store, config = self.store, self._config
         if self._hooks is None:
-            self._hooks = build_hooks(self._config, self._hooks_of)
+            self._hooks = build_hooks(config, self._hooks_of)
         if self._compute is None or self._ssh is None:
             load_adapter_libraries()
-        compute = self._compute or build_compute(self._config)
-        self.monitor = HealthMonitor(config=self._config, compute=compute, ssh=self._ssh,
-                                     addresses=self._addresses, store=store)
-        self.healer = SelfHealer(config=self._config, compute=compute, store=store,
-                                 hooks=self._hooks, on_repaired=self._after_repair)
+        compute = self._compute or build_compute(config)
+        self.monitor = HealthMonitor(
+            config, compute=compute, ssh=self._ssh or build_ssh(config),
+            addresses=self._addresses or build_address_book(config, compute), store=store)
+        self.healer = SelfHealer(config, compute=compute, store=store, hooks=self._hooks,
+                                 on_repaired=self._after_repair)
         workers = self._config.daemon.max_workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
         self._azure_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="azure")
@@ -295,12 +303,9 @@ class LifecycleDaemon:
         self._batch_ids += 1
         batch_id = self._batch_ids
         self._batches[batch_id] = _Batch(started=now, waiting={t.name for t in targets})
-        groups: dict[tuple[str, str], list[VMTarget]] = {}
-        for t in targets:
-            groups.setdefault((t.subscription_id, t.resource_group), []).append(t)
-        for members in groups.values():
-            self._submit(self._azure_pool, "power", (batch_id, members),
-                         self.monitor.fetch_power_states, members)
+        # The same two steps as HealthMonitor.check_many: power states, then each probe.
+        self._submit(self._azure_pool, "power", (batch_id, targets),
+                     self.monitor.fetch_power_states, targets)
 
     def _submit(self, pool: ThreadPoolExecutor, kind: str, payload: Any,
                 fn: Callable[..., Any], *args: Any) -> None:
@@ -386,15 +391,8 @@ class LifecycleDaemon:
 
     def _fleet(self) -> FleetView:
         enabled = self._config.enabled_vms()
-        latest = [s for vm, s in self._latest.items() if vm in enabled]
-        running = [s for s in latest if s.state in SSH_STATES]
-        return FleetView(
-            monitored=len(enabled),
-            running=len(running),
-            failing=sum(1 for s in running if s.failing),
-            in_flight=len(self._in_flight),
-            breaker_open=self._breaker_open,
-        )
+        return fleet_view(len(enabled), (s for vm, s in self._latest.items() if vm in enabled),
+                          len(self._in_flight), self._breaker_open)
 
     def _update_breaker(self) -> FleetView:
         """Open or close the circuit breaker on the fleet's latest results; the fleet view."""
@@ -435,52 +433,45 @@ class LifecycleDaemon:
         else:
             log_event(log, Event.CHECK_FAILED, f"{vm}: unhealthy: {status.reason}", vm=vm,
                       level=logging.WARNING, **fields)
-        if prev is not None and prev.state != status.state:
+        change = transition(prev, status, repairing=vm in self._in_flight,
+                            unannounced=vm in self._unannounced)
+        if prev is not None and change.power_changed:
             log_event(log, Event.POWER_CHANGED,
                       f"{vm}: power state {prev.state.value} -> {status.state.value}", vm=vm,
                       previous_state=prev.state, power_state=status.state)
             self.monitor.forget_vm(vm)  # a dynamic public IP changes with the power state
-            if status.state in STOPPED_STATES and prev.state not in STOPPED_STATES:
-                self._fire(HookType.ON_STOP, vm, {"state": status.state.value,
-                                                  "previous_state": prev.state.value})
-            elif status.state is VMState.RUNNING and prev.state not in SSH_STATES:
-                self._fire(HookType.ON_START, vm, {"state": status.state.value,
-                                                   "previous_state": prev.state.value})
         if status.healthy:
             self._last_healthy[vm] = status.timestamp.timestamp()
-            if prev is None or not prev.healthy or vm in self._unannounced:
-                if vm in self._in_flight:
-                    # Healthy before Azure said the repair ended: on_restart comes first,
-                    # so "healthy again" waits for the next check after the repair.
-                    self._unannounced.add(vm)
-                    return
-                self._unannounced.discard(vm)
-                log_event(log, Event.VM_HEALTHY, f"{vm}: healthy again" if prev else
-                          f"{vm}: healthy", vm=vm, power_state=status.state)
-                self._fire(HookType.ON_HEALTHY, vm, {"state": status.state.value})
-                self.store.set_held_reasons({vm: None})
-        else:
+        if change.defer_healthy:
+            self._unannounced.add(vm)  # healthy before Azure said its repair ended
+        elif change.announce_healthy or not status.healthy:
             self._unannounced.discard(vm)
+        if change.announce_healthy:
+            log_event(log, Event.VM_HEALTHY, f"{vm}: healthy again" if prev else
+                      f"{vm}: healthy", vm=vm, power_state=status.state)
+            self.store.set_held_reasons({vm: None})
+        for hook, context in change.hooks:
+            self._fire(hook, vm, dict(context))
 
     def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
+        """SelfHealer.handle_failure's two steps: plan now, act on a thread of its own."""
         vm = status.vm_name
         decision = self.healer.plan(vm, failure_of(status), fleet, self._last_healthy.get(vm))
         if decision.action is None:
             return
         if decision.dry_run:
-            self.healer.record_dry_run(vm, decision)
+            self.healer.act(vm, decision)  # records "would repair"; nothing waits on Azure
             return
-        self._start_repair(vm, decision.action, decision.reason, decision.evidence)
+        self._start_repair(vm, decision)
 
-    def _start_repair(self, vm: str, action: RepairAction, reason: str,
-                      evidence: str | None) -> None:
+    def _start_repair(self, vm: str, decision: Decision) -> None:
         self._in_flight.add(vm)
         self._dirty = True
 
         def run() -> None:
-            outcome: RestartResult | BaseException
+            outcome: RestartResult | BaseException | None
             try:
-                outcome = self.healer.repair(vm, action, reason, evidence)
+                outcome = self.healer.act(vm, decision)
             except BaseException as exc:  # recorded and logged by the loop
                 outcome = exc
             self._done.put(("repair", vm, outcome))
@@ -489,7 +480,7 @@ class LifecycleDaemon:
         # stopping daemon alive (its intent is already committed to the state store).
         threading.Thread(target=run, name=f"repair-{vm}", daemon=True).start()
 
-    def _on_repair(self, vm: str, outcome: RestartResult | BaseException) -> None:
+    def _on_repair(self, vm: str, outcome: RestartResult | BaseException | None) -> None:
         self._in_flight.discard(vm)
         self._dirty = True
         if isinstance(outcome, BaseException):
@@ -517,42 +508,10 @@ class LifecycleDaemon:
             sd.status(text)
 
     def _summary(self) -> str:
-        enabled = sorted(self._config.enabled_vms())
-        if not enabled:
-            text = "0 VMs monitored (add one: azlin lifecycle enable VM)"
-        else:
-            latest = [self._latest[v] for v in enabled if v in self._latest]
-            healthy = sum(1 for s in latest if s.healthy)
-            text = f"{len(enabled)} VMs: {healthy} healthy"
-            for label, names in (
-                ("failing", [s.vm_name for s in latest if s.failing]),
-                ("need you", [s.vm_name for s in latest if s.needs_you]),
-                ("recovering", [s.vm_name for s in latest if s.ssh_checked and not s.healthy
-                                and not s.failing and not s.needs_you]),
-            ):
-                if names or label == "failing":
-                    text += f", {len(names)} {label}"
-                if names:
-                    names.sort()
-                    text += " (" + ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") + ")"
-            for state in (VMState.STOPPED, VMState.DEALLOCATED, VMState.NOT_FOUND):
-                count = sum(1 for s in latest if s.state is state)
-                if count:
-                    text += f", {count} {state.value.replace('_', ' ')}"
-            pending = len(enabled) - len(latest)
-            if pending:
-                text += f", {pending} not checked yet"
-            if self._breaker_open:
-                text += "; healing held: circuit breaker open"
-            elif self._config.healing.dry_run:
-                text += "; dry run (observe only)"
-            elif self._in_flight:
-                text += f"; repairing {', '.join(sorted(self._in_flight))}"
-            else:
-                text += "; healing active"
-        if self._config_error:
-            text += f"; config reload failed: {self._config_error}"
-        return text
+        return status_line(sorted(self._config.enabled_vms()), self._latest,
+                           breaker_open=self._breaker_open,
+                           dry_run=self._config.healing.dry_run, in_flight=self._in_flight,
+                           config_error=self._config_error)
 
     # ------------------------------------------------------------------ reload & stop
     def _config_changed(self) -> bool:
@@ -573,12 +532,14 @@ class LifecycleDaemon:
             compute = None
             if new.azure != self._config.azure and self._compute is None:
                 compute = build_compute(new)  # new endpoint or credential
+                if self._addresses is None:
+                    self.monitor.addresses = build_address_book(new, compute)
             self._config = new
             self._config_error = None
             self.monitor.set_config(new, compute)
             self.healer.set_config(new, compute)
-            if isinstance(self._hooks, HookExecutor):
-                self._hooks.settings = new.hooks  # timeouts and retries apply at once
+            assert self._hooks is not None
+            self._hooks.apply_settings(new.hooks)  # timeouts and retries apply at once
             self._sync_schedule()
             logging.getLogger().setLevel(new.daemon.log_level.value)
             vms = len(new.enabled_vms())

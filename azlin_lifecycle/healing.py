@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from .component import ConfiguredComponent
 from .config import HookType, LifecycleConfig
 from .errors import HealthCheckError, SelfHealingError
 from .events import Event, log_event
 from .models import HealthFailure, PowerInfo, RepairAction, RestartResult, VMState, utcnow
-from .policy import GUEST_REPAIRS, Decision, FleetView, corroborate, decide
+from .policy import GUEST_REPAIRS, Decision, corroborate, decide
 from .ports import AzureOperationError, ComputeApi, HookRunner
+from .rules import FleetView
 from .state import StateStore
 from .targets import resolve_target
 
@@ -30,32 +30,23 @@ log = logging.getLogger(__name__)
 
 
 class SelfHealer(ConfiguredComponent):
+    """Takes its collaborators; :func:`azlin_lifecycle.wiring.SelfHealer` builds the real
+    ones from the configuration file (the spec's argument-less ``SelfHealer()``)."""
+
     def __init__(
         self,
-        config_path: Path | None = None,
+        config: LifecycleConfig,
         *,
-        config: LifecycleConfig | None = None,
-        compute: ComputeApi | None = None,
-        store: StateStore | None = None,
-        hooks: HookRunner | None = None,
+        compute: ComputeApi,
+        store: StateStore,
+        hooks: HookRunner,
         on_repaired: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(config_path, config=config, compute=compute, store=store)
-        self._hooks = hooks
+        super().__init__(config, compute=compute, store=store)
+        self.hooks = hooks
         self._on_repaired = on_repaired
         self._clock = clock
-
-    @property
-    def hooks(self) -> HookRunner:
-        if self._hooks is None:
-            from .wiring import build_hooks
-
-            self._hooks = build_hooks(
-                self.config,
-                lambda vm: self.config.vms[vm].hooks if vm in self.config.vms else {},
-            )
-        return self._hooks
 
     def _vm(self, vm_name: str) -> None:
         if vm_name not in self.config.vms:
@@ -104,7 +95,11 @@ class SelfHealer(ConfiguredComponent):
     def handle_failure(self, vm_name: str, failure: HealthFailure,
                        fleet: FleetView | None = None) -> RestartResult | None:
         """Decide, fire ``on_failure``, and repair (or say why not). Blocks while repairing."""
-        decision = self.plan(vm_name, failure, fleet)
+        return self.act(vm_name, self.plan(vm_name, failure, fleet))
+
+    def act(self, vm_name: str, decision: Decision) -> RestartResult | None:
+        """Carry out a decision from :meth:`plan`: nothing, a dry run, or the repair
+        (blocking while Azure works; the daemon runs this on a thread of its own)."""
         if decision.action is None:
             return None
         if decision.dry_run:

@@ -187,30 +187,18 @@ def validate_hook_script(path: str | Path) -> Path:
 class HookExecutor:
     """Runs hooks for lifecycle events, synchronously or on a bounded pool.
 
-    ``hooks(vm_name)`` returns the VM's current ``{hook_type: target}``; without it the
-    hooks (and, without ``settings``, the ``[hooks]`` settings) come from the config file.
+    ``hooks(vm_name)`` returns the VM's current ``{hook_type: target}``.
+    :func:`azlin_lifecycle.wiring.HookExecutor` (the spec's argument-less ``HookExecutor()``)
+    reads both from the config file.
     """
 
     def __init__(
         self,
-        hooks: HooksLookup | None = None,
+        hooks: HooksLookup,
         settings: HookSettings | None = None,
         *,
-        config_path: Path | None = None,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
     ) -> None:
-        if hooks is None:
-            from .manager import LifecycleManager
-
-            manager = LifecycleManager(config_path)
-            if settings is None:
-                settings = manager.load().hooks
-
-            def from_file(vm_name: str) -> Mapping[str, str]:
-                vm = manager.load().vms.get(vm_name)
-                return vm.hooks if vm is not None else {}
-
-            hooks = from_file
         self._hooks = hooks
         self.settings = settings or HookSettings()
         self.max_backlog = max_backlog
@@ -222,6 +210,10 @@ class HookExecutor:
         self._futures: set[concurrent.futures.Future[HookResult]] = set()
 
     # ------------------------------------------------------------------ public API
+    def apply_settings(self, settings: HookSettings) -> None:
+        """New ``[hooks]`` settings (a reload): timeouts and retries apply to the next run."""
+        self.settings = settings
+
     def validate_hook_script(self, path: str | Path) -> Path:
         return validate_hook_script(path)
 

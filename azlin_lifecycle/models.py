@@ -249,3 +249,56 @@ class RestartResult:
     duration_seconds: float = 0.0
     error_message: str | None = None
     dry_run: bool = False
+
+
+class RepairOutcome(StrEnum):
+    IN_FLIGHT = "in_flight"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the daemon stopped before the repair ended
+    DRY_RUN = "dry_run"
+
+
+@dataclass(frozen=True)
+class RepairRecord:
+    """One repair as the state store keeps it (recorded before Azure is asked)."""
+
+    id: int
+    vm: str
+    action: RepairAction
+    started: float  # epoch seconds
+    ended: float | None
+    outcome: RepairOutcome
+    error: str | None
+
+    @property
+    def counts_against_budget(self) -> bool:
+        return self.outcome is not RepairOutcome.DRY_RUN
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in (RepairOutcome.FAILED, RepairOutcome.INTERRUPTED)
+
+    @property
+    def started_at(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.started, dt.UTC)
+
+
+@dataclass(frozen=True)
+class VMHealingState:
+    vm: str
+    grace_until: float = 0.0
+    held_reason: str | None = None
+    evidence: str | None = None  # what Azure said of the guest when a repair was decided
+
+
+class HoldKind(StrEnum):
+    """Which safety mechanism held a due repair back."""
+
+    GRACE = "grace"
+    IN_FLIGHT = "in_flight"
+    BUDGET = "budget"
+    BACKOFF = "backoff"
+    BREAKER = "breaker"
+    CAP = "cap"
+    AGENT_READY = "agent_ready"

@@ -16,24 +16,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .config import HealingSettings, MonitoringConfig, RestartPolicy
-from .models import HealthFailure, PowerInfo, RepairAction, VMState
-from .state import RepairRecord
-
-
-@dataclass(frozen=True)
-class FleetView:
-    """The fleet as the breaker and the in-flight cap see it."""
-
-    monitored: int = 1
-    running: int = 1
-    failing: int = 0
-    in_flight: int = 0
-    breaker_open: bool = False
+from .models import (
+    HealthFailure,
+    HoldKind,
+    PowerInfo,
+    RepairAction,
+    RepairOutcome,
+    RepairRecord,
+    VMState,
+)
+from .rules import FleetView
 
 
 @dataclass(frozen=True)
@@ -42,8 +38,7 @@ class Decision:
     reason: str
     held: bool = False  # a repair was due but a safety mechanism held it back
     dry_run: bool = False
-    # grace | in_flight | budget | backoff | breaker | cap | agent_ready
-    hold_kind: str | None = None
+    hold_kind: HoldKind | None = None
     evidence: str | None = None  # Azure's view of the guest, when it was asked
 
 
@@ -52,12 +47,6 @@ def in_flight_cap(healing: HealingSettings, fleet_size: int) -> int:
     if healing.max_in_flight:
         return healing.max_in_flight
     return 1 if fleet_size < 20 else max(1, fleet_size * 5 // 100)
-
-
-def breaker_trips(healing: HealingSettings, running: int, failing: int) -> bool:
-    """True when so much of the fleet fails at once that the monitor itself is suspect."""
-    needed = max(healing.breaker_min_failing, math.ceil(healing.breaker_failing_ratio * running))
-    return running > 0 and failing >= needed
 
 
 def _at(epoch: float) -> str:
@@ -119,25 +108,26 @@ def decide(
         return Decision(None, why)
     dry_run = healing.dry_run or vm.dry_run
 
-    def hold(kind: str, text: str) -> Decision:
+    def hold(kind: HoldKind, text: str) -> Decision:
         return Decision(None, f"{why}; held back: {text}", held=True, dry_run=dry_run,
                         hold_kind=kind)
 
     # Dry-run decisions are judged against dry-run history, real ones against real history,
     # so switching dry-run off is not blocked by repairs that never happened.
-    mine = [r for r in repairs if (r.outcome == "dry_run") == dry_run]
+    mine = [r for r in repairs if (r.outcome is RepairOutcome.DRY_RUN) == dry_run]
     if not dry_run and grace_until > now:
-        return hold("grace", f"grace period after the last repair until {_at(grace_until)}")
-    if any(r.outcome == "in_flight" for r in mine):
-        return hold("in_flight", "a repair of this VM is already in progress")
+        return hold(HoldKind.GRACE,
+                    f"grace period after the last repair until {_at(grace_until)}")
+    if any(r.outcome is RepairOutcome.IN_FLIGHT for r in mine):
+        return hold(HoldKind.IN_FLIGHT, "a repair of this VM is already in progress")
     window_start = now - healing.budget_window_seconds
     recent = [r for r in mine if r.started >= window_start]
     if healing.restart_budget == 0:
-        return hold("budget", "restart budget is 0 ([healing] restart_budget)")
+        return hold(HoldKind.BUDGET, "restart budget is 0 ([healing] restart_budget)")
     if len(recent) >= healing.restart_budget:
         resume = recent[0].started + healing.budget_window_seconds
         return hold(
-            "budget",
+            HoldKind.BUDGET,
             f"restart budget spent ({len(recent)} repairs in the last "
             f"{_span(healing.budget_window_seconds)}); healing of this VM paused until "
             f"{_at(resume)}",
@@ -147,17 +137,17 @@ def decide(
                    healing.backoff_initial_seconds * 2 ** (len(recent) - 1))
         next_allowed = recent[-1].started + wait
         if now < next_allowed:
-            return hold("backoff", f"backing off {_span(wait)} after the last repair, until "
-                                   f"{_at(next_allowed)}")
+            return hold(HoldKind.BACKOFF, f"backing off {_span(wait)} after the last repair, "
+                                          f"until {_at(next_allowed)}")
     if action is RepairAction.RESTART and fleet.breaker_open:
         return hold(
-            "breaker",
+            HoldKind.BREAKER,
             f"circuit breaker open: {fleet.failing} of {fleet.running} running VMs fail at "
             "once, the monitor's own network is the likelier culprit",
         )
     cap = in_flight_cap(healing, fleet.monitored)
     if not dry_run and fleet.in_flight >= cap:
-        return hold("cap", f"{fleet.in_flight} repairs already in flight (cap {cap})")
+        return hold(HoldKind.CAP, f"{fleet.in_flight} repairs already in flight (cap {cap})")
     if action is RepairAction.RESTART and healing.escalate_after_failed_restarts:
         unhelpful = [
             r for r in mine
@@ -250,4 +240,4 @@ def corroborate(
         None,
         f"{why}; held back: Azure: {words} while SSH fails, so the guest OS is alive and SSH "
         f"or the network on the way is the likelier culprit; repairing {when}",
-        held=True, dry_run=decision.dry_run, hold_kind="agent_ready", evidence=words)
+        held=True, dry_run=decision.dry_run, hold_kind=HoldKind.AGENT_READY, evidence=words)

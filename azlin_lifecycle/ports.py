@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Protocol
 
+from .config import HookSettings
 from .models import PowerInfo, SshProbeResult, SshRoute, VMTarget
 
 
@@ -77,6 +78,10 @@ class HookRunner(Protocol):
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Cancel queued hooks and stop running ones (SIGTERM); True if all ended in time."""
+        ...
+
+    def apply_settings(self, settings: HookSettings) -> None:
+        """New ``[hooks]`` settings, from a reload."""
         ...
 
 

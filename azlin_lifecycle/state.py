@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .fsio import ensure_private_dir
-from .models import HealthStatus, RepairAction
+from .models import HealthStatus, RepairAction, RepairOutcome, RepairRecord, VMHealingState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS checks (
@@ -55,37 +53,6 @@ CREATE TABLE IF NOT EXISTS daemon (
     value TEXT NOT NULL
 );
 """
-
-
-@dataclass(frozen=True)
-class RepairRecord:
-    id: int
-    vm: str
-    action: RepairAction
-    started: float  # epoch seconds
-    ended: float | None
-    outcome: str
-    error: str | None
-
-    @property
-    def counts_against_budget(self) -> bool:
-        return self.outcome != "dry_run"
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome in ("failed", "interrupted")
-
-    @property
-    def started_at(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.started, dt.UTC)
-
-
-@dataclass(frozen=True)
-class VMHealingState:
-    vm: str
-    grace_until: float = 0.0
-    held_reason: str | None = None
-    evidence: str | None = None  # what Azure said of the guest when a repair was decided
 
 
 def default_db_path() -> Path:
@@ -195,7 +162,7 @@ class StateStore:
             cur = db.execute(
                 "INSERT INTO repairs (vm, action, started, ended, outcome) VALUES (?, ?, ?, ?, ?)",
                 (vm, action.value, now, now if dry_run else None,
-                 "dry_run" if dry_run else "in_flight"),
+                 RepairOutcome.DRY_RUN if dry_run else RepairOutcome.IN_FLIGHT),
             )
             if not dry_run:
                 self._set_grace(db, vm, grace_until)
@@ -208,7 +175,8 @@ class StateStore:
             row = db.execute("SELECT vm FROM repairs WHERE id = ?", (repair_id,)).fetchone()
             db.execute(
                 "UPDATE repairs SET ended = ?, outcome = ?, error = ? WHERE id = ?",
-                (now, "succeeded" if success else "failed", error, repair_id),
+                (now, RepairOutcome.SUCCEEDED if success else RepairOutcome.FAILED, error,
+                 repair_id),
             )
             if row and grace_until is not None:
                 self._set_grace(db, row[0], grace_until)
@@ -222,7 +190,7 @@ class StateStore:
                 "error = 'the daemon stopped before the repair finished' "
                 "WHERE outcome = 'in_flight'"
             )
-        return [dataclasses.replace(_repair(r), outcome="interrupted") for r in rows]
+        return [dataclasses.replace(_repair(r), outcome=RepairOutcome.INTERRUPTED) for r in rows]
 
     def repairs(self, vm: str | None = None, since: float = 0.0) -> list[RepairRecord]:
         with self._lock:
@@ -306,5 +274,5 @@ class StateStore:
 def _repair(row: Any) -> RepairRecord:
     return RepairRecord(
         id=row[0], vm=row[1], action=RepairAction(row[2]), started=row[3], ended=row[4],
-        outcome=row[5], error=row[6],
+        outcome=RepairOutcome(row[5]), error=row[6],
     )

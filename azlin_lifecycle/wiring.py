@@ -1,15 +1,28 @@
 """The composition root: the real adapters, built from the configuration.
 
-Domain modules import this lazily and only when the caller passed no adapter of its
-own, so unit tests (with fakes) never load the Azure SDK, fabric or GObject.
+Domain classes never build adapters: they take them as arguments. This module builds the
+real ones, and gives the spec's argument-less ``HealthMonitor()``, ``SelfHealer()`` and
+``HookExecutor()`` (re-exported by :mod:`azlin_lifecycle` under those names). Adapter
+libraries are imported inside the builders, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import LifecycleConfig
+from .config import HookSettings, LifecycleConfig
+from .errors import LifecycleConfigError
+from .manager import LifecycleManager
 from .ports import AddressBook, ComputeApi, HookRunner, SshProber
+from .state import StateStore
+
+if TYPE_CHECKING:
+    from . import healing, health, hooks
+
+log = logging.getLogger(__name__)
 
 
 def load_adapter_libraries() -> None:
@@ -56,3 +69,52 @@ def build_hooks(config: LifecycleConfig,
     from .hooks import HookExecutor
 
     return HookExecutor(hooks_of, config.hooks)
+
+
+# --------------------------------------------------------------------------- the spec's names
+def monitor_for(config: LifecycleConfig,
+                store: StateStore | None = None) -> health.HealthMonitor:
+    """A HealthMonitor of ``config`` with the real Azure, SSH and address adapters."""
+    from .health import HealthMonitor as Monitor
+
+    compute = build_compute(config)
+    return Monitor(config, compute=compute, ssh=build_ssh(config),
+                   addresses=build_address_book(config, compute),
+                   store=store or StateStore(history_size=config.daemon.history_size))
+
+
+def HealthMonitor(config_path: Path | None = None) -> health.HealthMonitor:
+    """The spec's ``HealthMonitor()``: the real adapters, from the configuration file
+    (``config_path``, else the default)."""
+    return monitor_for(LifecycleManager(config_path).load())
+
+
+def SelfHealer(config_path: Path | None = None) -> healing.SelfHealer:
+    """The spec's ``SelfHealer()``: the real Azure adapter and hooks, from the config file."""
+    from .healing import SelfHealer as Healer
+
+    config = LifecycleManager(config_path).load()
+    return Healer(config, compute=build_compute(config),
+                  store=StateStore(history_size=config.daemon.history_size),
+                  hooks=build_hooks(config, lambda vm: config.vms[vm].hooks
+                                    if vm in config.vms else {}))
+
+
+def HookExecutor(config_path: Path | None = None) -> hooks.HookExecutor:
+    """The spec's ``HookExecutor()``: each VM's hooks read from the config file when a hook
+    runs. A broken file does not stop it (validating a script needs no config): the
+    ``[hooks]`` settings then fall back to their defaults, with a warning."""
+    from .hooks import HookExecutor as Executor
+
+    manager = LifecycleManager(config_path)
+    try:
+        settings = manager.load().hooks
+    except LifecycleConfigError as exc:
+        log.warning("%s; using the default [hooks] settings", exc)
+        settings = HookSettings()
+
+    def hooks_of(vm_name: str) -> Mapping[str, str]:
+        vm = manager.load().vms.get(vm_name)
+        return vm.hooks if vm is not None else {}
+
+    return Executor(hooks_of, settings)

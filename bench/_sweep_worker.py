@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _procs import cpu_seconds
 
-from azlin_lifecycle.health import HealthMonitor, HealthStatus
+from azlin_lifecycle.health import HealthStatus
 from azlin_lifecycle.simulator import SimulatorClient
-from azlin_lifecycle.wiring import load_adapter_libraries
+from azlin_lifecycle.wiring import HealthMonitor, load_adapter_libraries
 
 
 def own_cpu() -> float:

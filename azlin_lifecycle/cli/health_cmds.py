@@ -19,7 +19,7 @@ def _pct(value: float | None) -> str:
 @pass_app
 def check(app: AppContext, vm: str, as_json: bool) -> None:
     """Check VM now (Azure power state, then SSH) and print the result."""
-    from ..health import HealthMonitor
+    from ..wiring import HealthMonitor
 
     monitor = HealthMonitor(app.manager().config_path)
     try:

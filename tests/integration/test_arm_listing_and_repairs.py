@@ -15,12 +15,12 @@ import pytest
 
 from azlin_lifecycle.adapters.azure import ArmCompute
 from azlin_lifecycle.config import AzureSettings
-from azlin_lifecycle.health import HealthMonitor
 from azlin_lifecycle.manager import LifecycleManager
 from azlin_lifecycle.models import VMState, VMTarget
 from azlin_lifecycle.ports import AzureOperationError
 from azlin_lifecycle.simulator import SimulatedFleet
 from azlin_lifecycle.state import StateStore
+from azlin_lifecycle.wiring import monitor_for
 
 OPERATION_SECONDS = 2.0
 
@@ -120,8 +120,7 @@ def test_monitoring_answers_no_400(fleet: SimulatedFleet, tmp_path: Path) -> Non
     path = tmp_path / "lifecycle-config.toml"
     fleet.write_config(path, restart_policy="never",
                        extra_toml={"daemon": {"ssh_timeout_seconds": 5.0}})
-    monitor = HealthMonitor(config=LifecycleManager(path).load(),
-                            store=StateStore(tmp_path / "state.db"))
+    monitor = monitor_for(LifecycleManager(path).load(), StateStore(tmp_path / "state.db"))
     try:
         for _ in range(2):
             results = monitor.check_many(fleet.vm_names)

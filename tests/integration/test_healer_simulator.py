@@ -15,6 +15,7 @@ from azlin_lifecycle.manager import LifecycleManager
 from azlin_lifecycle.models import RepairAction, VMState
 from azlin_lifecycle.simulator import POWER_STATES, SimulatedFleet, SshMode
 from azlin_lifecycle.state import StateStore
+from azlin_lifecycle.wiring import monitor_for
 from tests.support.fakes import RecordingHooks
 
 
@@ -48,8 +49,8 @@ def parts(fleet: SimulatedFleet, tmp_path: Path, policy: str = "on-failure",
     config: LifecycleConfig = LifecycleManager(path).load()
     store = StateStore(tmp_path / "state.db")
     hooks = RecordingHooks()
-    monitor = HealthMonitor(config=config, store=store)
-    healer = SelfHealer(config=config, store=store, hooks=hooks,
+    monitor = monitor_for(config, store)
+    healer = SelfHealer(config, store=store, hooks=hooks,
                         compute=monitor.compute, on_repaired=monitor.reset_failures)
     return monitor, healer, hooks
 

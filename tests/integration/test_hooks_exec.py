@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from azlin_lifecycle import HookExecutor as SpecHookExecutor
 from azlin_lifecycle.config import HookSettings, HookType, MonitoringConfig
 from azlin_lifecycle.errors import HookExecutionError
 from azlin_lifecycle.hooks import HookExecutor, validate_hook_script
@@ -55,11 +56,11 @@ def test_spec_usage_reads_hooks_from_the_config_file(tmp_path: Path) -> None:
     hook = script(tmp_path, "healthy", f'echo "$VM_NAME $STATE" > {out}\n')
     manager = LifecycleManager()
     manager.enable_monitoring("my-vm", MonitoringConfig(hooks={"on_healthy": str(hook)}))
-    result = HookExecutor().execute_hook_async("on_healthy", "my-vm", {"state": "running"})
+    result = SpecHookExecutor().execute_hook_async("on_healthy", "my-vm", {"state": "running"})
     assert result.result(timeout=10).success
     assert out.read_text() == "my-vm running\n"
-    assert HookExecutor().execute_hook("on_failure", "my-vm", {}).skipped
-    assert HookExecutor().execute_hook("on_failure", "unknown-vm", {}).skipped
+    assert SpecHookExecutor().execute_hook("on_failure", "my-vm", {}).skipped
+    assert SpecHookExecutor().execute_hook("on_failure", "unknown-vm", {}).skipped
 
 
 def test_no_hook_is_skipped_and_successful() -> None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from azlin_lifecycle.config import HookSettings
 from azlin_lifecycle.models import (
     PowerInfo,
     SshFault,
@@ -106,6 +107,7 @@ class FakeAddresses:
 @dataclass
 class RecordingHooks:
     fired: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
+    settings: HookSettings | None = None
 
     def execute_hook_async(self, hook_type: str, vm_name: str,
                            context: Mapping[str, object]) -> None:
@@ -113,6 +115,9 @@ class RecordingHooks:
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         return True
+
+    def apply_settings(self, settings: HookSettings) -> None:
+        self.settings = settings
 
     def of(self, hook_type: str) -> list[tuple[str, dict[str, object]]]:
         return [(vm, ctx) for h, vm, ctx in self.fired if h == hook_type]

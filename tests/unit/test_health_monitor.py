@@ -88,7 +88,8 @@ def test_stopped_vm_is_not_probed_and_not_counted(tmp_path: Path) -> None:
 def test_not_found(tmp_path: Path) -> None:
     m = monitor(tmp_path, FakeCompute({}), FakeSsh())
     s = m.check_vm_health("vm1")
-    assert s.state is VMState.NOT_FOUND and s.reason == "not found in Azure: not found"
+    assert s.state is VMState.NOT_FOUND
+    assert s.reason == "not found in Azure: VM 'vm1' is not in resource group 'rg'"
 
 
 def test_grace_period_failures_do_not_count(tmp_path: Path) -> None:

@@ -5,16 +5,16 @@ import datetime as dt
 import pytest
 
 from azlin_lifecycle.config import HealingSettings, MonitoringConfig, RestartPolicy
-from azlin_lifecycle.models import HealthFailure, PowerInfo, RepairAction, VMState
-from azlin_lifecycle.policy import (
-    Decision,
-    FleetView,
-    breaker_trips,
-    corroborate,
-    decide,
-    in_flight_cap,
+from azlin_lifecycle.models import (
+    HealthFailure,
+    PowerInfo,
+    RepairAction,
+    RepairOutcome,
+    RepairRecord,
+    VMState,
 )
-from azlin_lifecycle.state import RepairRecord
+from azlin_lifecycle.policy import Decision, corroborate, decide, in_flight_cap
+from azlin_lifecycle.rules import FleetView, breaker_trips
 
 NOW = 1_800_000_000.0
 HEAL = HealingSettings()
@@ -30,7 +30,8 @@ def failure(count: int, state: VMState = VMState.RUNNING) -> HealthFailure:
 
 def repair(ago: float, outcome: str = "succeeded",
            action: RepairAction = RepairAction.RESTART) -> RepairRecord:
-    return RepairRecord(1, "vm1", action, NOW - ago, NOW - ago + 60, outcome, None)
+    return RepairRecord(1, "vm1", action, NOW - ago, NOW - ago + 60, RepairOutcome(outcome),
+                        None)
 
 
 def run(cfg: MonitoringConfig, f: HealthFailure, repairs: list[RepairRecord] | None = None,
