@@ -232,3 +232,11 @@ def test_one_definition_of_failing_a_vm_in_grace_is_recovering(tmp_path: Path) -
     assert status.failing == [] and not status.breaker_open and status.needs_you == {}
     assert status.status_text.startswith("3 VMs: 2 healthy, 0 failing, 1 recovering (vm2)")
     assert not [c for c in h.compute.calls if c[0] == "restart"]
+
+
+def test_a_daemon_never_started_reports_no_pid(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    status = h.daemon.get_status()
+    assert status.pid is None and not status.running
+    with h:
+        assert h.daemon.get_status().pid is not None
