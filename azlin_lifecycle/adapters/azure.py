@@ -10,7 +10,7 @@ with an HTTPS connection pool of up to 64 connections. ``base_url`` is
 ``settings.arm_endpoint``; the token scope is the one the SDK knows for that cloud
 (public, China, US Government — the latter is ``management.core.usgovcloudapi.net``),
 else ``<arm_endpoint>/.default`` (Azure Stack, the local stand-in). ``settings.ca_bundle``
-is used to verify TLS when set. The credential is ``AzureCliCredential`` (or
+is used to verify TLS when set. The credential (:mod:`.azure_login`) is ``AzureCliCredential`` (or
 ``DefaultAzureCredential`` for ``credential = "default"``, ``ManagedIdentityCredential``
 for ``"managed_identity"``, both with ``managed_identity_client_id`` when set).
 
@@ -31,7 +31,7 @@ restart/start/redeploy) and is retried here while the deadline allows:
 
 Errors: 404 from ``instance_view`` is ``PowerInfo(NOT_FOUND, message=<Azure's message>)``;
 a credential that fails (``CredentialUnavailableError``, ``ClientAuthenticationError``,
-401) is :class:`~azlin_lifecycle.errors.HealthCheckError` saying why (:func:`login_error`):
+401) is :class:`~azlin_lifecycle.errors.HealthCheckError` saying why (``login_error``):
 ``az`` not on PATH, ``az`` unable to write its config dir, no managed identity, or a
 missing or expired login (run ``az login``); everything else is
 ``AzureOperationError(message, code)``.
@@ -57,29 +57,28 @@ POSTed again within the deadline.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import email.utils
-import os
-import random
-import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
-from .. import paths
-from ..config import DEFAULT_ARM_ENDPOINT, AzureSettings, CredentialKind
-from ..errors import HealthCheckError
+from ..config import DEFAULT_ARM_ENDPOINT, AzureSettings
 from ..models import PowerInfo, VMState, VMTarget
 from ..ports import AzureOperationError
+from .arm_errors import (
+    RETRY_STATUSES,
+    backoff_seconds,
+    error_code,
+    error_message,
+    retry_after_seconds,
+)
 from .arm_limits import NotBefore, RateLimitWatch
 from .arm_listing import SubscriptionListings
+from .arm_views import power_info_from_view, provisioning_failure, resource_group_of, view_of
+from .azure_login import SharedTokenCache, build_credential, credential_scope, login_error
 
 if TYPE_CHECKING:
-    from azure.core.credentials import AccessToken, TokenCredential
-    from azure.core.exceptions import HttpResponseError
+    from azure.core.credentials import TokenCredential
     from azure.core.pipeline.transport import RequestsTransport
     from azure.mgmt.compute import ComputeManagementClient
 
@@ -87,176 +86,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-BACKOFF_FIRST = 0.5
-BACKOFF_MAX = 8.0
 CONNECT_TIMEOUT_MAX = 10.0
 POOL_SIZE = 64
-LOGIN_HINT = "run `az login` (as the user the daemon runs as) and try again"
 DEFAULT_POLL_SECONDS = 5.0
 THROTTLE_STATUSES = frozenset({429, 503})  # whose Retry-After holds the next listings
 TRANSITIONS = frozenset({VMState.STARTING, VMState.STOPPING, VMState.DEALLOCATING})
-
-
-# --------------------------------------------------------------------------- pure mapping
-def power_info_from_view(view: Mapping[str, Any] | None) -> PowerInfo:
-    """PowerInfo from an instance view: PowerState/*, ProvisioningState/*, vmAgent, vmHealth.
-
-    ``view`` is the REST JSON (Azure's names: ``statuses``, ``vmAgent``,
-    ``displayStatus``) — a decoded response, or an azure-mgmt-compute model, which is a
-    mapping of the same names.
-    """
-    if view is None:
-        return PowerInfo(VMState.UNKNOWN, message="Azure returned no instance view")
-    power: str | None = None
-    provisioning: str | None = None
-    for status in view.get("statuses") or []:
-        code = status.get("code") or ""
-        if code.startswith("PowerState/") and power is None:
-            power = code
-        elif code.startswith("ProvisioningState/") and provisioning is None:
-            provisioning = code.split("/", 1)[1]
-    agent = ((view.get("vmAgent") or {}).get("statuses") or [{}])[0]
-    health = ((view.get("vmHealth") or {}).get("status") or {}).get("code") or ""
-    return PowerInfo(
-        VMState.from_power_code(power), provisioning, agent.get("displayStatus"),
-        agent_time=_timestamp(agent.get("time")), agent_message=agent.get("message"),
-        vm_health=health.split("/", 1)[1].lower() if health.startswith("HealthState/") else None,
-    )
-
-
-def _timestamp(value: Any) -> dt.datetime | None:
-    """An ISO 8601 time from JSON (an SDK model already holds a datetime)."""
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def view_of(vm: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The instance view inside a VM's JSON (``properties.instanceView``), if any."""
-    view: Mapping[str, Any] | None = (vm.get("properties") or {}).get("instanceView")
-    return view
-
-
-def provisioning_failure(view: Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """(code, message) of a ``ProvisioningState/failed/<Code>`` status, if there is one."""
-    for status in (view or {}).get("statuses") or []:
-        code = str(status.get("code") or "")
-        if code.lower().startswith("provisioningstate/failed"):
-            failed = code.split("/", 2)[2] if code.count("/") >= 2 else "ProvisioningFailed"
-            return failed, str(status.get("message") or status.get("displayStatus") or failed)
-    return None
-
-
-def resource_group_of(resource_id: str | None) -> str | None:
-    """``RG`` from ``/subscriptions/S/resourceGroups/RG/providers/...``."""
-    parts = (resource_id or "").split("/")
-    for i, part in enumerate(parts[:-1]):
-        if part.lower() == "resourcegroups":
-            return parts[i + 1]
-    return None
-
-
-def credential_scope(arm_endpoint: str) -> str:
-    """The token scope for an ARM endpoint: the SDK's own for known clouds."""
-    from azure.core import AzureClouds
-    from azure.mgmt.core.tools import get_arm_endpoints
-
-    host = urlsplit(arm_endpoint).hostname
-    for cloud in AzureClouds:
-        endpoints = get_arm_endpoints(cloud)
-        if urlsplit(endpoints["resource_manager"]).hostname == host:
-            return str(endpoints["credential_scopes"][0])
-    return arm_endpoint.rstrip("/") + "/.default"
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: dt.datetime | None = None) -> float | None:
-    """The wait the server asks for (retry-after-ms, x-ms-retry-after-ms, Retry-After)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        with contextlib.suppress(KeyError, ValueError):
-            return max(float(lowered[name]) / 1000.0, 0.0)
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(float(value), 0.0)  # seconds; else an HTTP date
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max((when - (now or dt.datetime.now(dt.UTC))).total_seconds(), 0.0)
-
-
-def backoff_seconds(attempt: int) -> float:
-    base: float = min(BACKOFF_FIRST * float(2 ** min(attempt, 16)), BACKOFF_MAX)
-    return base + random.uniform(0, base / 4)
-
-
-def error_code(exc: HttpResponseError) -> str | None:
-    code = getattr(exc.error, "code", None) if exc.error is not None else None
-    if code:
-        return str(code)
-    status = exc.status_code
-    return None if status is None else f"HTTP{status}"
-
-
-def error_message(exc: BaseException) -> str:
-    """Azure's message without the SDK's multi-line decoration."""
-    err = getattr(exc, "error", None)
-    text = getattr(err, "message", None) or getattr(exc, "message", None) or str(exc)
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    lines = [ln for ln in lines if not ln.startswith(("Code:", "Message:"))] or lines
-    return (lines[0] if lines else type(exc).__name__)[:500]
-
-
-# azure-identity's AzureCliCredential says this when ``shutil.which("az")`` finds nothing.
-CLI_NOT_FOUND = "Azure CLI not found on path"
-# What az (Python) prints when it cannot write under its config dir, e.g.
-# "[Errno 30] Read-only file system: '/home/u/.azure/az.sess'".
-WRITE_FAILURE_RE = re.compile(r"\[Errno (30|13)\] ([^:\n]+): '([^'\n]+)'")
-
-
-def login_error(exc: BaseException,
-                kind: CredentialKind = CredentialKind.CLI) -> HealthCheckError:
-    """One line saying why the credential failed and what to do about it."""
-    detail = error_message(exc).rstrip(".")
-    text = str(getattr(exc, "message", None) or exc)
-    if kind is CredentialKind.MANAGED_IDENTITY:
-        return HealthCheckError(
-            f"the managed identity did not authenticate ({detail}): run the monitor on an Azure VM "
-            "with a managed identity (for a user-assigned one set [azure] "
-            'managed_identity_client_id), or set [azure] credential = "cli"')
-    if kind is CredentialKind.CLI:
-        if CLI_NOT_FOUND in text:
-            return HealthCheckError(
-                f"az not found on the service's PATH (PATH={os.environ.get('PATH', '')}): "
-                "install the Azure CLI or re-run 'azlin lifecycle install' from a shell where "
-                "'az' works")
-        written = WRITE_FAILURE_RE.search(text)
-        if written:
-            return _cannot_write_error(*written.groups())
-    return HealthCheckError(f"Azure login is missing or expired ({detail}): {LOGIN_HINT}")
-
-
-def _cannot_write_error(errno: str, reason: str, path: str) -> HealthCheckError:
-    config_dir = paths.azure_config_dir()
-    if errno == "30":
-        fix = (f"make {config_dir} writable for the service: re-run 'azlin lifecycle "
-               "install' (its unit opens $AZURE_CONFIG_DIR or ~/.azure)")
-    else:
-        fix = f"make {config_dir} and its files yours again (e.g. sudo chown -R $USER {config_dir})"
-    return HealthCheckError(
-        f"the Azure CLI cannot write under its config dir {config_dir} "
-        f"([Errno {errno}] {reason}: '{path}'): {fix}")
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -632,57 +466,6 @@ class ArmCompute:
             if failure is not None:
                 raise AzureOperationError(f"{what} failed: {failure[1]}", failure[0])
             return
-
-
-def build_credential(settings: AzureSettings, cli_timeout: int = 10) -> TokenCredential:
-    """The azure-identity credential ``settings.credential`` names (nothing is asked yet)."""
-    client_id = settings.managed_identity_client_id
-    if settings.credential is CredentialKind.DEFAULT:
-        from azure.identity import DefaultAzureCredential
-
-        if client_id:
-            return DefaultAzureCredential(managed_identity_client_id=client_id)
-        return DefaultAzureCredential()
-    if settings.credential is CredentialKind.MANAGED_IDENTITY:
-        from azure.identity import ManagedIdentityCredential
-
-        return ManagedIdentityCredential(client_id=client_id)
-    from azure.identity import AzureCliCredential
-
-    return AzureCliCredential(process_timeout=cli_timeout)
-
-
-class SharedTokenCache:
-    """One token per scope for all threads and clients: ``az`` runs once, not once per thread.
-
-    (azure-core caches per client and does not serialise refreshes: 64 threads starting
-    together would start 64 ``az`` processes.) Refreshes 300 s before expiry, like azure-core.
-    """
-
-    REFRESH_MARGIN = 300
-
-    def __init__(self, inner: TokenCredential) -> None:
-        self.inner = inner
-        self._lock = threading.Lock()
-        self._tokens: dict[tuple[Any, ...], AccessToken] = {}
-
-    def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
-        key = (scopes, claims, tenant_id, enable_cae)
-        with self._lock:
-            token = self._tokens.get(key)
-            if token is None or token.expires_on - self.REFRESH_MARGIN <= time.time():
-                token = self.inner.get_token(
-                    *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
-                )
-                self._tokens[key] = token
-            return token
 
 
 class _LroDeadline(Exception):

@@ -12,16 +12,9 @@ import pytest
 from azure.mgmt.compute import models
 from azure.mgmt.compute._utils.model_base import _deserialize
 
-from azlin_lifecycle.adapters.azure import (
-    backoff_seconds,
-    credential_scope,
-    error_message,
-    login_error,
-    power_info_from_view,
-    resource_group_of,
-    retry_after_seconds,
-    view_of,
-)
+from azlin_lifecycle.adapters.arm_errors import backoff_seconds, error_message, retry_after_seconds
+from azlin_lifecycle.adapters.arm_views import power_info_from_view, resource_group_of, view_of
+from azlin_lifecycle.adapters.azure_login import credential_scope, login_error
 from azlin_lifecycle.models import PowerInfo, VMState
 from tests.support.shared import require_shared
 
@@ -194,7 +187,7 @@ def test_shared_token_cache_runs_the_credential_once_for_all_threads() -> None:
 
     from azure.core.credentials import AccessToken
 
-    from azlin_lifecycle.adapters.azure import SharedTokenCache
+    from azlin_lifecycle.adapters.azure_login import SharedTokenCache
 
     calls: list[tuple[str, ...]] = []
 
@@ -350,7 +343,7 @@ def test_a_fetch_that_began_before_a_forget_is_not_installed() -> None:
 
 
 def test_provisioning_failure_from_an_instance_view() -> None:
-    from azlin_lifecycle.adapters.azure import provisioning_failure
+    from azlin_lifecycle.adapters.arm_views import provisioning_failure
 
     failed = {"statuses": [{"code": "ProvisioningState/failed/AllocationFailed",
                             "level": "Error", "message": "Allocation failed."},
