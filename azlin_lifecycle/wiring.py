@@ -34,10 +34,10 @@ def build_compute(config: LifecycleConfig) -> ComputeApi:
 
 
 def build_ssh(config: LifecycleConfig) -> SshProber:
-    from .adapters.ssh import FabricSshProber
+    from .adapters.ssh import ParamikoSshProber
 
-    return FabricSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
-                           max_open=config.daemon.max_open_ssh_connections)
+    return ParamikoSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
+                             max_open=config.daemon.max_open_ssh_connections)
 
 
 def build_address_book(config: LifecycleConfig, compute: ComputeApi) -> AddressBook:

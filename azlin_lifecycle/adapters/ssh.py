@@ -1,9 +1,9 @@
 """SSH probes of VMs over paramiko, bounded by one deadline, with host-key pinning.
 
-:class:`FabricSshProber` implements :class:`azlin_lifecycle.ports.SshProber`. It works on
-paramiko's ``Transport`` (the layer under fabric's ``Connection``) because each step needs
-its own share of one deadline, and nothing may read ``~/.ssh/config``, an agent or the
-user's ``~/.ssh/known_hosts``.
+:class:`ParamikoSshProber` implements :class:`azlin_lifecycle.ports.SshProber` on
+paramiko's ``Transport`` directly (not fabric, not ``SSHClient``: see the README's
+Performance section) because each step needs its own share of one deadline, and nothing
+may read ``~/.ssh/config``, an agent or the user's ``~/.ssh/known_hosts``.
 
 One probe: TCP connect, SSH banner and key exchange, host-key check, public-key auth
 (``target.ssh_key``; no agent, no password, no other keys), then ``METRICS_COMMAND`` once.
@@ -40,7 +40,7 @@ from .ssh_transport import client_transport_class, prefer_aead_ciphers, prefer_k
 if TYPE_CHECKING:
     import paramiko
 
-DEFAULT_MAX_OPEN = 512  # connections kept open for reuse; see FabricSshProber._keep_bounded
+DEFAULT_MAX_OPEN = 512  # connections kept open for reuse; see ParamikoSshProber._keep_bounded
 
 _MAX_OUTPUT = 1 << 20
 _WATCHDOG_GRACE = 0.05
@@ -77,8 +77,8 @@ class _Attempt:
 _TargetKey = tuple[str, int, str, str]
 
 
-class FabricSshProber:
-    """:class:`~azlin_lifecycle.ports.SshProber` over paramiko (fabric's transport layer).
+class ParamikoSshProber:
+    """:class:`~azlin_lifecycle.ports.SshProber` over paramiko's ``Transport``.
 
     ``known_hosts`` defaults to ``paths.known_hosts_path()`` (read when first needed);
     ``connect_timeout`` caps the TCP connect and the handshake of a fresh connection
@@ -339,5 +339,5 @@ def _result(output: bytes, status: int, start: float) -> SshProbeResult:
 if TYPE_CHECKING:
     from ..ports import SshProber
 
-    def _conforms(prober: FabricSshProber) -> SshProber:  # mypy checks the protocol
+    def _conforms(prober: ParamikoSshProber) -> SshProber:  # mypy checks the protocol
         return prober
