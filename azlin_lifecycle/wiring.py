@@ -1,7 +1,7 @@
 """The composition root: the real adapters, built from the configuration.
 
 Domain modules import this lazily and only when the caller passed no adapter of its
-own, so unit tests (with fakes) never load the Azure SDK, fabric or GObject.
+own, so unit tests (with fakes) never load the Azure SDK, paramiko or GObject.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def load_adapter_libraries() -> None:
     import importlib
     import sys
 
-    # paramiko imports invoke (fabric's task runner; ~3 MB with what it imports) only to
+    # paramiko imports invoke (a task runner; ~3 MB with what it imports) only to
     # run `Match exec` lines of ~/.ssh/config, which the SSH adapter never reads. None in
     # sys.modules makes that optional import fail at once, a case paramiko handles.
     sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]

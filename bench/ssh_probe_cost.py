@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/ssh_probe_cost.py [-n 200]
 
 One simulated VM runs in its own process, so the CPU figures are this client's alone
 (every thread of it: paramiko's transport thread, invoke's runner threads). Each way
-connects once, probes once to warm up, then N times (run the metrics command, read and
+connects once, probes 50 times to warm up, then N times (run the metrics command, read and
 parse its output), and the table shows CPU and wall time per probe. paramiko's
 SSHClient and fabric leave Nagle's algorithm on, which holds back small packets (tens
 of ms on loopback); the prober sets TCP_NODELAY, so each is also measured with it.
@@ -38,14 +38,16 @@ from azlin_lifecycle.simulator import SimulatorClient
 
 USER = "azureuser"  # the simulated VMs' admin user
 TIMEOUT = 10.0
+WARM_UP = 50  # probes before the measured ones (first-use imports and caches)
 BLOCK_INVOKE = "import sys; sys.modules['invoke'] = None"  # as wiring.load_adapter_libraries
 
 Row = tuple[float, float]  # CPU ms, wall ms per probe
 
 
 def per_probe(probe: Callable[[], None], n: int) -> Row:
-    """(CPU ms, wall ms) per call of ``probe``, after one warm-up call."""
-    probe()
+    """(CPU ms, wall ms) per call of ``probe``, after WARM_UP calls."""
+    for _ in range(WARM_UP):
+        probe()
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(n):
         probe()
