@@ -31,7 +31,7 @@ def load_adapter_libraries() -> None:
     import importlib
     import sys
 
-    # paramiko imports invoke (fabric's task runner; ~3 MB with what it imports) only to
+    # paramiko imports invoke (a task runner; ~3 MB with what it imports) only to
     # run `Match exec` lines of ~/.ssh/config, which the SSH adapter never reads. None in
     # sys.modules makes that optional import fail at once, a case paramiko handles.
     sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
@@ -47,10 +47,10 @@ def build_compute(config: LifecycleConfig) -> ComputeApi:
 
 
 def build_ssh(config: LifecycleConfig) -> SshProber:
-    from .adapters.ssh import FabricSshProber
+    from .adapters.ssh import ParamikoSshProber
 
-    return FabricSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
-                           max_open=config.daemon.max_open_ssh_connections)
+    return ParamikoSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
+                             max_open=config.daemon.max_open_ssh_connections)
 
 
 def build_address_book(config: LifecycleConfig, compute: ComputeApi) -> AddressBook:

@@ -1,7 +1,7 @@
 """The fleet benchmark (``make bench``): health sweeps and the running daemon, 10-1,000 VMs.
 
 A. One sweep with ``HealthMonitor.check_many`` and the real adapters (ArmCompute through
-   the stand-in ``az`` and the simulator's CA, FabricSshProber), cold (fresh SSH
+   the stand-in ``az`` and the simulator's CA, ParamikoSshProber), cold (fresh SSH
    connections) and warm (reused), in a fresh client process per N; and the spec's
    sequential loop as the baseline (``check_vm_health`` one VM after another, each with
    its own ``instance_view`` and a fresh SSH connection) for N = 10 and 100.

@@ -18,7 +18,7 @@ import pytest
 
 from azlin_lifecycle.adapters.azure import ArmCompute
 from azlin_lifecycle.adapters.network import NETWORK_API_VERSION, ArmAddressBook
-from azlin_lifecycle.adapters.ssh import FabricSshProber
+from azlin_lifecycle.adapters.ssh import ParamikoSshProber
 from azlin_lifecycle.config import AzureSettings, LifecycleConfig
 from azlin_lifecycle.models import SshFault, VMTarget
 from azlin_lifecycle.ports import AzureOperationError
@@ -59,8 +59,8 @@ def compute(fleet: SimulatedFleet) -> Iterator[ArmCompute]:
 
 
 @pytest.fixture
-def prober() -> Iterator[FabricSshProber]:
-    probe = FabricSshProber(connect_timeout=5.0)
+def prober() -> Iterator[ParamikoSshProber]:
+    probe = ParamikoSshProber(connect_timeout=5.0)
     yield probe
     probe.close()
 
@@ -82,7 +82,7 @@ def wait_booted(fleet: SimulatedFleet, name: str) -> None:
 
 
 def test_resolved_route_reaches_the_vm_at_its_public_ip(
-        fleet: SimulatedFleet, compute: ArmCompute, prober: FabricSshProber, home: Path) -> None:
+        fleet: SimulatedFleet, compute: ArmCompute, prober: ParamikoSshProber, home: Path) -> None:
     name = fleet.vm_names[0]
     book = build_address_book(LifecycleConfig(), compute)
     route = book.route(unset(fleet, name))
@@ -123,7 +123,7 @@ def test_configured_fields_win_and_cost_no_azure_call(
 
 
 def test_redeploy_moves_the_vm_to_a_new_ip_seen_after_forget(
-        fleet: SimulatedFleet, compute: ArmCompute, prober: FabricSshProber) -> None:
+        fleet: SimulatedFleet, compute: ArmCompute, prober: ParamikoSshProber) -> None:
     name = fleet.vm_names[0]
     book = ArmAddressBook(compute)
     target = unset(fleet, name)
@@ -174,7 +174,7 @@ def test_private_only_vm_without_a_tunnel_is_ssh_not_applicable(
 
 
 def test_private_only_vm_through_azlins_live_bastion_tunnel(
-        fleet: SimulatedFleet, compute: ArmCompute, prober: FabricSshProber, home: Path) -> None:
+        fleet: SimulatedFleet, compute: ArmCompute, prober: ParamikoSshProber, home: Path) -> None:
     name = fleet.vm_names[0]
     fleet.set_public_ip(name, False)
     vm_id = (f"/subscriptions/{fleet.subscription_id}/resourceGroups/{fleet.resource_group}"
@@ -214,7 +214,7 @@ def test_concurrent_checks_of_one_vm_resolve_it_once(
 
 
 def test_missing_key_still_routes_and_the_probe_says_key_unreadable(
-        fleet: SimulatedFleet, compute: ArmCompute, prober: FabricSshProber, home: Path) -> None:
+        fleet: SimulatedFleet, compute: ArmCompute, prober: ParamikoSshProber, home: Path) -> None:
     (home / ".ssh" / "id_ed25519").unlink()
     route = ArmAddressBook(compute).route(unset(fleet, fleet.vm_names[0]))
     assert route.target is not None

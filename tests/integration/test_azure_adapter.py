@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from azlin_lifecycle.adapters.azure import ArmCompute
-from azlin_lifecycle.adapters.ssh import FabricSshProber
+from azlin_lifecycle.adapters.ssh import ParamikoSshProber
 from azlin_lifecycle.config import AzureSettings
 from azlin_lifecycle.errors import HealthCheckError
 from azlin_lifecycle.models import VMState, VMTarget
@@ -233,7 +233,7 @@ def test_simulated_ssh_modes_give_the_right_reason(
 ) -> None:
     name = fleet.vm_names[0]
     t = target(fleet, name)
-    prober = FabricSshProber()
+    prober = ParamikoSshProber()
     try:
         up = prober.probe(t, timeout=5)  # records the host key on first contact
         assert up.reachable, up.reason

@@ -3,6 +3,7 @@ this checks the scripts work, not the figures)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,23 @@ def test_soak_benchmark_prints_a_row_per_sweep() -> None:
     rows = [line.split() for line in result.stdout.splitlines()[1:]]
     assert [row[0] for row in rows] == ["1", "2"]
     assert all(float(row[1]) > 10 for row in rows)  # the daemon's RSS in MB
+
+
+def test_ssh_probe_cost_benchmark_prints_its_table() -> None:
+    """Each way's row with two positive figures; fabric's rows only when it is installed,
+    else the line that says how to add them."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "ssh_probe_cost.py"), "-n", "3"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    ways = ["ParamikoSshProber.probe (this project)", "paramiko SSHClient.exec_command",
+            "paramiko SSHClient.exec_command + TCP_NODELAY"]
+    fabric_ways = ["fabric Connection.run", "fabric Connection.run + TCP_NODELAY"]
+    has_fabric = importlib.util.find_spec("fabric") is not None
+    for way in ways + (fabric_ways if has_fabric else []):
+        row = next((line for line in lines if line.startswith(way + "  ")), None)
+        assert row is not None, way
+        cpu, wall = (float(x) for x in row[len(way):].split())
+        assert cpu > 0 and wall > 0, row
+    assert any(line.startswith("fabric Connection.run") for line in lines) is has_fabric
+    assert ("pip install fabric" in result.stdout) is not has_fabric

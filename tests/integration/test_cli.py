@@ -104,10 +104,10 @@ def test_azlin_shim_runs_lifecycle_and_hands_the_rest_to_azlin(tmp_path: Path) -
 
 @pytest.mark.parametrize("argv", [["--help"], ["list"], ["config", "path"]])
 def test_fast_start(argv: list[str]) -> None:
-    """The CLI must not import the Azure SDK, fabric or GObject (bench/cli_startup.py times it)."""
+    """The CLI must not import the Azure SDK, paramiko or GObject (bench/cli_startup.py times it)."""
     code = ("import sys, runpy; sys.argv=['azlin-lifecycle', *sys.argv[1:]];"
             "from azlin_lifecycle.cli.main import cli\n"
-            "heavy=[m for m in sys.modules if m.split('.')[0] in ('azure','fabric','paramiko','gi')]\n"
+            "heavy=[m for m in sys.modules if m.split('.')[0] in ('azure','paramiko','gi')]\n"
             "assert not heavy, heavy")
     res = run(sys.executable, "-c", code, *argv)
     assert res.returncode == 0, res.stderr

@@ -1,4 +1,4 @@
-"""FabricSshProber against a real OpenSSH sshd and real sockets on 127.0.0.1."""
+"""ParamikoSshProber against a real OpenSSH sshd and real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from azlin_lifecycle.adapters.ssh import FabricSshProber
+from azlin_lifecycle.adapters.ssh import ParamikoSshProber
 from azlin_lifecycle.models import SshFault, VMTarget
 from azlin_lifecycle.paths import known_hosts_path
 from tests.support.sshd import SshServer, free_port, keygen
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.sshd
 
 
 @pytest.fixture
-def prober() -> Iterator[FabricSshProber]:
-    p = FabricSshProber()
+def prober() -> Iterator[ParamikoSshProber]:
+    p = ParamikoSshProber()
     yield p
     p.close()
 
@@ -38,7 +38,7 @@ def target_for(server: SshServer, key: Path | None = None, port: int | None = No
 
 
 def test_metrics_from_a_real_shell_parse_to_real_numbers(
-    sshd: SshServer, prober: FabricSshProber
+    sshd: SshServer, prober: ParamikoSshProber
 ) -> None:
     result = prober.probe(target_for(sshd), timeout=10)
     assert result.reachable, result.reason
@@ -51,7 +51,7 @@ def test_metrics_from_a_real_shell_parse_to_real_numbers(
     assert 0 < result.duration_seconds < 10
 
 
-def test_first_contact_records_the_host_key(sshd: SshServer, prober: FabricSshProber) -> None:
+def test_first_contact_records_the_host_key(sshd: SshServer, prober: ParamikoSshProber) -> None:
     assert not known_hosts_path().exists()
     assert prober.probe(target_for(sshd), timeout=10).reachable
     kind, b64 = sshd.host_public_key()
@@ -59,7 +59,7 @@ def test_first_contact_records_the_host_key(sshd: SshServer, prober: FabricSshPr
     assert lines == [f"[127.0.0.1]:{sshd.port} {kind} {b64}"]
     assert known_hosts_path().stat().st_mode & 0o777 == 0o600
     # A second prober trusts the recorded key and writes nothing new.
-    other = FabricSshProber()
+    other = ParamikoSshProber()
     try:
         assert other.probe(target_for(sshd), timeout=10).reachable
     finally:
@@ -68,7 +68,7 @@ def test_first_contact_records_the_host_key(sshd: SshServer, prober: FabricSshPr
 
 
 def test_changed_host_key_is_refused_and_never_recorded(
-    sshd: SshServer, prober: FabricSshProber
+    sshd: SshServer, prober: ParamikoSshProber
 ) -> None:
     target = target_for(sshd)
     assert prober.probe(target, timeout=10).reachable
@@ -77,7 +77,7 @@ def test_changed_host_key_is_refused_and_never_recorded(
     prober.forget(target)
     result = prober.probe(target, timeout=10)
     assert (result.reachable, result.reason) == (False, "host key changed")
-    fresh = FabricSshProber()
+    fresh = ParamikoSshProber()
     try:
         again = fresh.probe(target, timeout=10)
     finally:
@@ -86,7 +86,7 @@ def test_changed_host_key_is_refused_and_never_recorded(
     assert known_hosts_path().read_bytes() == before
 
 
-def test_closed_port_is_connection_refused(tmp_path: Path, prober: FabricSshProber) -> None:
+def test_closed_port_is_connection_refused(tmp_path: Path, prober: ParamikoSshProber) -> None:
     key = keygen(tmp_path / "k")
     target = VMTarget("vm", "s", "rg", "127.0.0.1", free_port(), "root", str(key))
     result = prober.probe(target, timeout=5)
@@ -94,7 +94,7 @@ def test_closed_port_is_connection_refused(tmp_path: Path, prober: FabricSshProb
 
 
 def test_silent_listener_is_hung_and_the_probe_keeps_its_deadline(
-    tmp_path: Path, prober: FabricSshProber
+    tmp_path: Path, prober: ParamikoSshProber
 ) -> None:
     key = keygen(tmp_path / "k")
     with socket.socket() as listener:
@@ -110,7 +110,7 @@ def test_silent_listener_is_hung_and_the_probe_keeps_its_deadline(
 
 
 def test_wrong_key_is_authentication_failed(
-    sshd: SshServer, prober: FabricSshProber, tmp_path: Path
+    sshd: SshServer, prober: ParamikoSshProber, tmp_path: Path
 ) -> None:
     stranger = keygen(tmp_path / "stranger")
     result = prober.probe(target_for(sshd, key=stranger), timeout=10)
@@ -118,7 +118,7 @@ def test_wrong_key_is_authentication_failed(
 
 
 def test_missing_key_is_key_unreadable(
-    sshd: SshServer, prober: FabricSshProber, tmp_path: Path
+    sshd: SshServer, prober: ParamikoSshProber, tmp_path: Path
 ) -> None:
     result = prober.probe(target_for(sshd, key=tmp_path / "missing"), timeout=10)
     assert not result.reachable
@@ -127,7 +127,7 @@ def test_missing_key_is_key_unreadable(
     assert result.reason.startswith("private key missing or unreadable: ")
 
 
-def test_second_probe_reuses_the_connection(sshd: SshServer, prober: FabricSshProber) -> None:
+def test_second_probe_reuses_the_connection(sshd: SshServer, prober: ParamikoSshProber) -> None:
     target = target_for(sshd)
     first = prober.probe(target, timeout=10)
     transport = prober.cached_transport(target)
@@ -141,7 +141,7 @@ def test_second_probe_reuses_the_connection(sshd: SshServer, prober: FabricSshPr
 
 
 def test_openssh_and_paramiko_sessions_use_aes_gcm(
-        sshd: SshServer, prober: FabricSshProber) -> None:
+        sshd: SshServer, prober: ParamikoSshProber) -> None:
     """AEAD first: its integrity check runs in OpenSSL, not in Python per packet."""
     target = target_for(sshd)
     assert prober.probe(target, timeout=10).reachable
@@ -150,7 +150,7 @@ def test_openssh_and_paramiko_sessions_use_aes_gcm(
     assert (transport.local_cipher, transport.remote_cipher) == ("aes128-gcm@openssh.com",) * 2
 
 
-def test_probe_after_sshd_restart_reconnects(sshd: SshServer, prober: FabricSshProber) -> None:
+def test_probe_after_sshd_restart_reconnects(sshd: SshServer, prober: ParamikoSshProber) -> None:
     target = target_for(sshd)
     assert prober.probe(target, timeout=10).reachable
     old = prober.cached_transport(target)
@@ -163,7 +163,7 @@ def test_probe_after_sshd_restart_reconnects(sshd: SshServer, prober: FabricSshP
 
 
 def test_non_zero_exit_is_reachable_without_metrics(
-    sshd: SshServer, prober: FabricSshProber
+    sshd: SshServer, prober: ParamikoSshProber
 ) -> None:
     pub = sshd.client_key.with_suffix(".pub").read_text()
     sshd.authorized_keys.write_text(f'command="exit 3" {pub}')
@@ -172,7 +172,7 @@ def test_non_zero_exit_is_reachable_without_metrics(
 
 
 def test_slow_command_is_command_timed_out_within_the_deadline(
-    sshd: SshServer, prober: FabricSshProber
+    sshd: SshServer, prober: ParamikoSshProber
 ) -> None:
     pub = sshd.client_key.with_suffix(".pub").read_text()
     sshd.authorized_keys.write_text(f'command="sleep 30" {pub}')
@@ -183,7 +183,7 @@ def test_slow_command_is_command_timed_out_within_the_deadline(
 
 
 def test_concurrent_probes_of_one_vm_share_one_connection(
-    sshd: SshServer, prober: FabricSshProber
+    sshd: SshServer, prober: ParamikoSshProber
 ) -> None:
     target = target_for(sshd)
     with ThreadPoolExecutor(5) as pool:

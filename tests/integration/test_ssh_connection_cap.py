@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from azlin_lifecycle.adapters.ssh import FabricSshProber
+from azlin_lifecycle.adapters.ssh import ParamikoSshProber
 from azlin_lifecycle.models import VMTarget
 from azlin_lifecycle.simulator import SimulatedFleet
 
@@ -25,7 +25,7 @@ def target(fleet: SimulatedFleet, vm: str) -> VMTarget:
 
 def test_at_most_max_open_connections_stay_open(fleet: SimulatedFleet,
                                                tmp_path: Path) -> None:
-    prober = FabricSshProber(known_hosts=tmp_path / "known_hosts", max_open=2)
+    prober = ParamikoSshProber(known_hosts=tmp_path / "known_hosts", max_open=2)
     targets = [target(fleet, vm) for vm in fleet.vm_names]
     try:
         for _ in range(2):  # two sweeps
@@ -42,7 +42,7 @@ def test_at_most_max_open_connections_stay_open(fleet: SimulatedFleet,
 
 
 def test_zero_keeps_no_connection_open(fleet: SimulatedFleet, tmp_path: Path) -> None:
-    prober = FabricSshProber(known_hosts=tmp_path / "known_hosts", max_open=0)
+    prober = ParamikoSshProber(known_hosts=tmp_path / "known_hosts", max_open=0)
     try:
         t = target(fleet, "vm-001")
         assert prober.probe(t, 10).reachable and prober.probe(t, 10).reachable

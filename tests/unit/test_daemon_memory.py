@@ -20,7 +20,7 @@ def rss_kb():
 load_adapter_libraries()
 import paramiko
 loaded = sorted(m for m, mod in sys.modules.items() if mod is not None and (
-    m.split(".")[0] in ("invoke", "fabric") or m.startswith("azure.mgmt.compute")))
+    m.split(".")[0] in ("invoke",) or m.startswith("azure.mgmt.compute")))
 assert paramiko.SSHClient and not loaded, loaded
 garbage = [bytes(2000) for _ in range(40000)]  # ~80 MB in malloc'd blocks
 pin = bytes(2000)  # above them: free() alone cannot shrink the heap past it

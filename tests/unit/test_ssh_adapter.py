@@ -13,15 +13,11 @@ from typing import Any
 import paramiko
 import pytest
 
-from azlin_lifecycle.adapters.ssh import (
-    HostKeyChanged,
-    KnownHosts,
-    Phase,
-    _Watchdog,
-    classify_failure,
-    host_key_name,
-)
+from azlin_lifecycle.adapters.deadline import DeadlineWatchdog
+from azlin_lifecycle.adapters.known_hosts import HostKeyChanged, KnownHosts
+from azlin_lifecycle.adapters.ssh_faults import Phase, classify_failure
 from azlin_lifecycle.models import SshFault
+from azlin_lifecycle.paths import host_key_name
 
 F = SshFault
 
@@ -162,7 +158,7 @@ def test_concurrent_first_contacts_all_land(tmp_path: Path, keys: list[paramiko.
 
 
 def test_watchdog_runs_only_uncancelled_actions_at_their_deadline() -> None:
-    dog = _Watchdog()
+    dog = DeadlineWatchdog()
     fired: list[tuple[str, float]] = []
     start = time.monotonic()
     try:
@@ -182,15 +178,15 @@ def test_a_slow_reread_never_hides_keys_recorded_meanwhile(
         tmp_path: Path, keys: list[paramiko.PKey], monkeypatch: pytest.MonkeyPatch) -> None:
     """One shared KnownHosts, first contacts in parallel, file re-reads slowed down: a
     re-read that started before a write must not replace the newer in-memory view."""
-    from azlin_lifecycle.adapters import ssh
+    from azlin_lifecycle.adapters import known_hosts
 
-    parse = ssh._parse_known_hosts
+    parse = known_hosts._parse_known_hosts
 
     def slow_parse(text: str) -> Any:
         time.sleep(0.005)
         return parse(text)
 
-    monkeypatch.setattr(ssh, "_parse_known_hosts", slow_parse)
+    monkeypatch.setattr(known_hosts, "_parse_known_hosts", slow_parse)
     hosts = KnownHosts(tmp_path / "known_hosts")
     assert _first_contacts(64, lambda: hosts, keys) == []
     assert len(hosts.path.read_text().splitlines()) == 64
