@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from . import armjson
-from .network import SimNetwork
-from .state import ArmError, FleetState, Operation
+from .network import SimNetwork, VmAddresses
+from .state import ArmError, FleetState, Operation, SimVM
 
 Json = Any
 ControlHandler = Callable[[str, str, Json], tuple[int, Json]]
@@ -333,15 +333,21 @@ class ArmApi:
         return {"x-ms-ratelimit-remaining-resource": self._rates.spend(category)}
 
     # ------------------------------------------------------------------ Microsoft.Network
+    def _network_of(self, name: str, suffix: str, kind: str, rg: str,
+                    public: bool = False) -> tuple[SimVM, VmAddresses]:
+        """The VM that owns network resource ``name`` (``<vm><suffix>``) and its addresses;
+        404 as ARM answers when there is none (or, with ``public``, no public IP)."""
+        vm = self.state.find(name[:-len(suffix)]) if name.lower().endswith(suffix) else None
+        entry = None if vm is None or self.network is None else self.network.get(vm.name)
+        if vm is None or entry is None or (public and not entry.has_public):
+            raise _network_not_found(kind, name, rg)
+        return vm, entry
+
     def _nic(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
         rg = self._check_rg(groups["rg"])
         _network_api(query, "networkInterfaces")
-        name = groups["nic"]
         with self.state.lock:
-            vm = self.state.find(name[:-4]) if name.lower().endswith("-nic") else None
-            entry = None if vm is None or self.network is None else self.network.get(vm.name)
-            if vm is None or entry is None:
-                raise _network_not_found("networkInterfaces", name, rg)
+            vm, entry = self._network_of(groups["nic"], "-nic", "networkInterfaces", rg)
             body = armjson.nic_body(vm, self.subscription_id, rg, entry.private_ip,
                                     entry.has_public)
         return Response.json(200, body)
@@ -349,12 +355,9 @@ class ArmApi:
     def _public_ip(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
         rg = self._check_rg(groups["rg"])
         _network_api(query, "publicIPAddresses")
-        name = groups["pip"]
         with self.state.lock:
-            vm = self.state.find(name[:-3]) if name.lower().endswith("-ip") else None
-            entry = None if vm is None or self.network is None else self.network.get(vm.name)
-            if vm is None or entry is None or not entry.has_public:
-                raise _network_not_found("publicIPAddresses", name, rg)
+            vm, entry = self._network_of(groups["pip"], "-ip", "publicIPAddresses", rg,
+                                         public=True)
             body = armjson.public_ip_body(vm, self.subscription_id, rg, entry.public_ip)
         return Response.json(200, body)
 

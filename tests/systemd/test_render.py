@@ -100,16 +100,24 @@ def test_az_not_found_at_install_gives_the_default_path_and_a_one_line_warning(
     assert "re-run 'azlin lifecycle install'" in install.AZ_NOT_FOUND
 
 
-def test_an_az_under_tmp_gets_a_shared_tmp(monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
-    """A private /tmp would hide an az (the simulator's, say) that lives under /tmp."""
+@pytest.fixture
+def installed_outside_tmp(monkeypatch: pytest.MonkeyPatch) -> str:
+    """An installation, its config, its state and the Azure CLI's dir all outside /tmp, az
+    not on PATH; the unit template, read before the installation is moved there."""
     monkeypatch.setenv("AZLIN_CONFIG_DIR", "/home/someone/.azlin")
     monkeypatch.setenv("XDG_STATE_HOME", "/home/someone/.local/state")
     monkeypatch.setenv("AZURE_CONFIG_DIR", "/home/someone/.azure")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
     template = install.template_text()
     monkeypatch.setattr(sys, "prefix", "/opt/venv")
     monkeypatch.setattr(install, "__file__", "/opt/venv/lib/azlin_lifecycle/install.py")
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    return template
+
+
+def test_an_az_under_tmp_gets_a_shared_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           installed_outside_tmp: str) -> None:
+    """A private /tmp would hide an az (the simulator's, say) that lives under /tmp."""
+    template = installed_outside_tmp
     assert "\nPrivateTmp=yes" in install.render_unit("/usr/bin/azlin-lifecycle daemon run",
                                                      template)
     az = fake_az(tmp_path / "bin")
@@ -133,20 +141,13 @@ def test_format_entry_looks_like_journalctl_short() -> None:
     assert format_entry({"_COMM": "systemd", "MESSAGE": b"\xffx"}).endswith("systemd: \ufffdx")
 
 
-def test_an_installation_under_tmp_gets_a_shared_tmp(monkeypatch: pytest.MonkeyPatch,
-                                                     tmp_path: Path) -> None:
+def test_an_installation_under_tmp_gets_a_shared_tmp(installed_outside_tmp: str) -> None:
     """PrivateTmp=yes would hide an installation (or its config) that lives under /tmp."""
     from azlin_lifecycle.install import lives_in_tmp, render_unit
 
     assert lives_in_tmp(["/tmp/x/.venv/bin/python"]) and lives_in_tmp(["/var/tmp"])
     assert not lives_in_tmp(["/usr/bin/python3", "-m", "azlin_lifecycle", "/home/u/.azlin"])
-    monkeypatch.setenv("AZLIN_CONFIG_DIR", "/home/someone/.azlin")
-    monkeypatch.setenv("XDG_STATE_HOME", "/home/someone/.local/state")
-    monkeypatch.setenv("AZURE_CONFIG_DIR", "/home/someone/.azure")
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    template = install.template_text()
-    monkeypatch.setattr(sys, "prefix", "/opt/venv")
-    monkeypatch.setattr(install, "__file__", "/opt/venv/lib/azlin_lifecycle/install.py")
+    template = installed_outside_tmp
     assert "\nPrivateTmp=yes" in render_unit("/usr/bin/azlin-lifecycle daemon run", template)
     shared = render_unit("/tmp/ci/.venv/bin/python -m azlin_lifecycle daemon run", template)
     assert "\nPrivateTmp=no" in shared and "\nPrivateTmp=yes" not in shared
