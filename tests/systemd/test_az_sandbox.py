@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from azlin_lifecycle.install import AZ_NOT_FOUND, SAFE_PATH
+from azlin_lifecycle.install import AZ_NOT_FOUND, SAFE_PATH, lives_in_tmp
 from tests.support.real_unit import (
     UNIT,
     SimulatorProcess,
@@ -187,7 +187,11 @@ def test_the_debian_packages_unit_creates_and_opens_dot_azure(
         f"PYTHONUNBUFFERED=1 AZURE_CONFIG_DIR={home}/.azure "
         f"PATH={packaged_path(home)}")
     assert exposure(session, "Debian package") <= 4.0
-    write_dropin(session, f"[Service]\nEnvironment=PATH={az_fleet.bin_dir}:/usr/bin:/bin\n")
+    # The packaged unit is for /usr/lib; a checkout under /tmp (a CI clone) needs the shared
+    # /tmp that `install` itself renders for such a checkout, or its interpreter is hidden.
+    shared_tmp = "PrivateTmp=no\n" if lives_in_tmp([str(VENV_BIN)]) else ""
+    write_dropin(session, f"[Service]\nEnvironment=PATH={az_fleet.bin_dir}:/usr/bin:/bin\n"
+                          + shared_tmp)
     try:
         vms = set(az_fleet.info["vms"])
         checks = run_until(session, "check_ok", lambda es: {
