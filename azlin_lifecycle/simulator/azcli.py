@@ -31,7 +31,7 @@ CACHE_ENVIRONMENT = "login.azlin-simulator.invalid"
 
 SCRIPT = '''#!{python}
 """Stand-in for the Azure CLI, written by the azlin-lifecycle simulator."""
-import datetime, fcntl, json, os, secrets, sys, time, traceback
+import contextlib, datetime, fcntl, json, os, secrets, sys, time, traceback
 
 SUBSCRIPTION = {subscription!r}
 TENANT = {tenant!r}
@@ -55,13 +55,11 @@ def start_session():
     """AzCli.__init__: ensure_dir(config dir); az.sess rewritten if missing or stale."""
     os.makedirs(CONFIG_DIR, exist_ok=True)
     sess = os.path.join(CONFIG_DIR, "az.sess")
-    try:
+    with contextlib.suppress(OSError, ValueError):  # missing or unreadable: write it anew
         if os.stat(sess).st_mtime + 3600 >= time.time():
             with open(sess, encoding="utf-8-sig") as f:
                 json.load(f)
             return
-    except (OSError, ValueError):
-        pass
     with open(sess, "w", encoding="utf-8-sig") as f:
         json.dump({{}}, f)
 
@@ -126,10 +124,9 @@ def cache_token(token, expires, resource):
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(data, f)
             os.replace(tmp, cache)  # whole, even if two of us raced past the lock
-    try:
+    # Another az may have removed it first, as msal-extensions allows.
+    with contextlib.suppress(FileNotFoundError):
         os.remove(lock)
-    except FileNotFoundError:  # another az removed it first, as msal-extensions allows
-        pass
 
 
 def run():

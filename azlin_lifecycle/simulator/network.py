@@ -75,11 +75,10 @@ class SimNetwork:
             before = entry.public_ip
             redeploy = (vm.current.id if vm.current is not None
                         and vm.current.action == "redeploy" else None)
-            if not entry.has_public:
-                pass
-            elif vm.power in _RELEASED:
-                entry.public_ip = None
-            elif entry.last_power in _RELEASED or (redeploy and redeploy != entry.last_redeploy):
+            if entry.has_public and vm.power in _RELEASED:
+                entry.public_ip = None  # a dynamic public IP is released while deallocated
+            elif entry.has_public and (entry.last_power in _RELEASED
+                                       or (redeploy and redeploy != entry.last_redeploy)):
                 entry.public_ip = self._next_public()
             entry.last_power = vm.power
             if redeploy:
