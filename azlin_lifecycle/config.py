@@ -305,6 +305,11 @@ class LifecycleConfig:
     def enabled_vms(self) -> dict[str, MonitoringConfig]:
         return {name: vm for name, vm in self.vms.items() if vm.enabled}
 
+    def hooks_of(self, vm_name: str) -> Mapping[str, str]:
+        """The VM's ``{hook_type: target}`` (none for a VM that is not configured)."""
+        vm = self.vms.get(vm_name)
+        return vm.hooks if vm is not None else {}
+
 
 def _section_types() -> dict[str, type[Any]]:
     """The file's tables other than [vms]: each field of LifecycleConfig whose default is

@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,9 +212,8 @@ class LifecycleDaemon:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
         self._azure_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="azure")
 
-    def _hooks_of(self, vm: str) -> dict[str, str]:
-        cfg = self._config.vms.get(vm)
-        return dict(cfg.hooks) if cfg else {}
+    def _hooks_of(self, vm: str) -> Mapping[str, str]:
+        return self._config.hooks_of(vm)  # the config in force now, reloads included
 
     def _after_repair(self, vm: str) -> None:
         self.monitor.reset_failures(vm)

@@ -29,7 +29,7 @@ from .models import (
     RepairRecord,
     VMState,
 )
-from .rules import FleetView
+from .rules import SSH_STATES, STOPPED_STATES, FleetView
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,7 @@ def wanted_action(vm: MonitoringConfig, failure: HealthFailure) -> tuple[RepairA
     """What the restart policy alone asks for, and why."""
     policy = vm.restart_policy
     if failure.state.stopped_on_purpose:
-        if policy is RestartPolicy.ALWAYS and failure.state in (VMState.STOPPED,
-                                                                VMState.DEALLOCATED):
+        if policy is RestartPolicy.ALWAYS and failure.state in STOPPED_STATES:
             return RepairAction.START, f"VM is {failure.state.value}; restart policy always"
         return None, f"VM is {failure.state.value} on purpose; policy {policy.value} leaves it"
     if failure.state is VMState.NOT_FOUND:
@@ -217,7 +216,7 @@ def corroborate(
         words = f"Azure's view of the guest unavailable ({view_error or 'no answer'})"
         return dataclasses.replace(decision, reason=f"{decision.reason}; {words}",
                                    evidence=words)
-    if view.state not in (VMState.RUNNING, VMState.UNKNOWN):
+    if view.state not in SSH_STATES:  # stopped or gone meanwhile
         return Decision(None, f"{failure.reason}; Azure now reports the VM "
                         f"{view.state.value.replace('_', ' ')}: not restarting",
                         evidence=f"power state: {view.state.value}")

@@ -96,8 +96,7 @@ def SelfHealer(config_path: Path | None = None) -> healing.SelfHealer:
     config = LifecycleManager(config_path).load()
     return Healer(config, compute=build_compute(config),
                   store=StateStore(history_size=config.daemon.history_size),
-                  hooks=build_hooks(config, lambda vm: config.vms[vm].hooks
-                                    if vm in config.vms else {}))
+                  hooks=build_hooks(config, config.hooks_of))
 
 
 def HookExecutor(config_path: Path | None = None) -> hooks.HookExecutor:
@@ -113,8 +112,4 @@ def HookExecutor(config_path: Path | None = None) -> hooks.HookExecutor:
         log.warning("%s; using the default [hooks] settings", exc)
         settings = HookSettings()
 
-    def hooks_of(vm_name: str) -> Mapping[str, str]:
-        vm = manager.load().vms.get(vm_name)
-        return vm.hooks if vm is not None else {}
-
-    return Executor(hooks_of, settings)
+    return Executor(lambda vm_name: manager.load().hooks_of(vm_name), settings)
