@@ -446,7 +446,7 @@ class ArmCompute:
             raise AzureOperationError(
                 f"{what}: Azure answered {reason} and the VM's state could not be read "
                 f"({exc}); check the VM before repairing it again", exc.code) from None
-        return info.provisioning_state == "updating" or info.state in TRANSITIONS
+        return _in_progress(info)
 
     def _wait_by_instance_view(self, target: VMTarget, what: str, timeout: float,
                                deadline: float) -> None:
@@ -459,13 +459,17 @@ class ArmCompute:
                                           "OperationTimedOut")
             time.sleep(min(step, left))
             view = self._view(target, what, deadline)
-            info = power_info_from_view(view)
-            if info.provisioning_state == "updating" or info.state in TRANSITIONS:
+            if _in_progress(power_info_from_view(view)):
                 continue
             failure = provisioning_failure(view)
             if failure is not None:
                 raise AzureOperationError(f"{what} failed: {failure[1]}", failure[0])
             return
+
+
+def _in_progress(info: PowerInfo) -> bool:
+    """An action under way: provisioning ``updating``, or a power state in transition."""
+    return info.provisioning_state == "updating" or info.state in TRANSITIONS
 
 
 class _LroDeadline(Exception):
