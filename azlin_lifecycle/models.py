@@ -59,8 +59,8 @@ class VMTarget:
     resource_group: str
     ssh_host: str | None
     ssh_port: int = 22
-    ssh_user: str | None = "azureuser"
-    ssh_key: str | None = "~/.ssh/azlin_key"
+    ssh_user: str | None = None
+    ssh_key: str | None = None
 
     @property
     def ssh_resolved(self) -> bool:
