@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import LifecycleConfigError
 
@@ -49,6 +50,11 @@ class CredentialKind(StrEnum):
     CLI = "cli"
     DEFAULT = "default"
     MANAGED_IDENTITY = "managed_identity"  # the Azure VM's own identity (no az login)
+
+
+class HaCredential(StrEnum):
+    AZURE = "azure"  # the [azure] credential (az login, managed identity, default chain)
+    AZURITE = "azurite"  # Azurite's published development account: loopback URLs only
 
 
 class LogLevel(StrEnum):
@@ -122,6 +128,39 @@ HTTPS_URL = Rule(
     "an https:// URL",
     lambda v: isinstance(v, str) and v.startswith("https://") and len(v) > 8,
     lambda v: v.rstrip("/"),
+)
+
+
+def _is_loopback_url(value: str) -> bool:
+    host = urlsplit(value).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+def _storage_url_ok(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    if not parts.hostname or parts.scheme not in ("https", "http"):
+        return False
+    return parts.scheme == "https" or _is_loopback_url(value)
+
+
+STORAGE_URL = Rule(
+    "the storage account's blob endpoint, https://ACCOUNT.blob.core.windows.net "
+    "(http:// only on a loopback address, for Azurite)",
+    _storage_url_ok,
+    lambda v: v.rstrip("/"),
+)
+CONTAINER = Rule(
+    "a container name: 3-63 lowercase letters, digits and single hyphens, starting with a "
+    "letter or digit",
+    lambda v: isinstance(v, str) and re.fullmatch(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]",
+                                                  v) is not None,
+)
+BLOB_NAME = Rule(
+    "a blob name of 1-256 letters, digits, '-', '_', '.' or '/'",
+    lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_./-]{0,255}",
+                                                  v) is not None,
 )
 
 
@@ -284,6 +323,20 @@ class HookSettings:
 
 
 @dataclass(frozen=True)
+class HaSettings:
+    """Two or more monitors, one acting: the leader holds a lease on a blob in a storage
+    account, and the repair records every monitor decides with live in that blob."""
+
+    enabled: bool = field(default=False, metadata=accepts(BOOL))
+    account_url: str | None = field(default=None, metadata=accepts(STORAGE_URL))
+    container: str = field(default="azlin-lifecycle", metadata=accepts(CONTAINER))
+    blob: str = field(default="leader", metadata=accepts(BLOB_NAME))
+    lease_seconds: int = field(default=30, metadata=accepts(_int(15, 60)))
+    credential: HaCredential = field(
+        default=HaCredential.AZURE, metadata=accepts(_enum(HaCredential)))
+
+
+@dataclass(frozen=True)
 class LifecycleConfig:
     """The whole file."""
 
@@ -291,6 +344,7 @@ class LifecycleConfig:
     azure: AzureSettings = field(default_factory=AzureSettings)
     healing: HealingSettings = field(default_factory=HealingSettings)
     hooks: HookSettings = field(default_factory=HookSettings)
+    ha: HaSettings = field(default_factory=HaSettings)
     vms: Mapping[str, MonitoringConfig] = field(default_factory=dict)
 
     def with_vm(self, name: str, vm: MonitoringConfig | None) -> LifecycleConfig:
@@ -313,7 +367,7 @@ class LifecycleConfig:
 
 def _section_types() -> dict[str, type[Any]]:
     """The file's tables other than [vms]: each field of LifecycleConfig whose default is
-    a settings dataclass (daemon, azure, healing, hooks), in field order."""
+    a settings dataclass (daemon, azure, healing, hooks, ha), in field order."""
     out: dict[str, type[Any]] = {}
     for f in dataclasses.fields(LifecycleConfig):
         kind = f.default_factory
@@ -369,6 +423,7 @@ def from_dict(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
                     )
         sections[name] = kind(**_check_table(table, rules(kind), source, name))
     _check_azure(sections["azure"], source)
+    _check_ha(sections["ha"], source)
     vms_raw = raw.get("vms", {})
     if not isinstance(vms_raw, Mapping):
         raise LifecycleConfigError(f"{source}: vms must be a table of [vms.NAME] tables")
@@ -387,6 +442,26 @@ def _check_azure(azure: AzureSettings, source: str) -> None:
             '"cli" does not use it: set credential = "managed_identity" (or "default"), or '
             "remove managed_identity_client_id"
         )
+
+
+def _check_ha(ha: HaSettings, source: str) -> None:
+    """What the storage account needs to be usable for the credential that reaches it."""
+    if ha.enabled and not ha.account_url:
+        raise LifecycleConfigError(
+            f"{where(source, 'ha')}: enabled = true needs account_url, the storage account's "
+            "blob endpoint (https://ACCOUNT.blob.core.windows.net)")
+    if not ha.account_url:
+        return
+    if ha.credential is HaCredential.AZURITE and not _is_loopback_url(ha.account_url):
+        raise LifecycleConfigError(
+            f'{where(source, "ha")}: credential = "azurite" (Azurite\'s published key) is '
+            f'only for a loopback Azurite, not account_url = "{ha.account_url}": set '
+            'credential = "azure" to use the [azure] login')
+    if ha.credential is HaCredential.AZURE and not ha.account_url.startswith("https://"):
+        raise LifecycleConfigError(
+            f'{where(source, "ha")}: account_url = "{ha.account_url}" is plain http, and an '
+            'Azure token is only sent over https: use an https:// URL, or credential = '
+            '"azurite" for a local Azurite')
 
 
 def vm_from_dict(name: str, table: Any, source: str) -> MonitoringConfig:

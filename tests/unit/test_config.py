@@ -14,6 +14,8 @@ from azlin_lifecycle.config import (
     SECTIONS,
     AzureSettings,
     DaemonSettings,
+    HaCredential,
+    HaSettings,
     HealingSettings,
     HookSettings,
     LifecycleConfig,
@@ -99,7 +101,7 @@ BAD = [
      "f.toml [healing]: breaker_failing_ratio = 2.0 is not allowed: expected a number from 0.01 to 1"),
     ("[hooks]\ntimeout_seconds = 0\n",
      "f.toml [hooks]: timeout_seconds = 0 is not allowed: expected a number from 0.1 to 3600"),
-    ("surprise = 1\n", "f.toml: unknown table or key 'surprise'; allowed: azure, daemon, healing"),
+    ("surprise = 1\n", "f.toml: unknown table or key 'surprise'; allowed: azure, daemon, ha, healing"),
     ("daemon = 1\n", "f.toml: daemon must be a table ([daemon])"),
 ]
 
@@ -180,7 +182,8 @@ def test_unknown_credential_lists_managed_identity() -> None:
 
 def test_the_file_has_one_table_per_settings_section() -> None:
     assert list(SECTIONS.items()) == [("daemon", DaemonSettings), ("azure", AzureSettings),
-                                      ("healing", HealingSettings), ("hooks", HookSettings)]
+                                      ("healing", HealingSettings), ("hooks", HookSettings),
+                                      ("ha", HaSettings)]
 
 
 @pytest.mark.parametrize("kind", [*SECTIONS.values(), MonitoringConfig],
@@ -226,3 +229,51 @@ def test_only_the_four_spec_keys_are_written_at_their_defaults() -> None:
     doc = tomllib.loads(render_toml(LifecycleConfig().with_vm("a", MonitoringConfig())))
     assert doc == {"vms": {"a": {"enabled": True, "check_interval_seconds": 60,
                                  "restart_policy": "never", "ssh_failure_threshold": 3}}}
+
+
+# --------------------------------------------------------------------------- [ha]
+def test_ha_is_off_by_default_and_round_trips() -> None:
+    assert parse_toml("", "f.toml").ha.enabled is False
+    text = ('[ha]\nenabled = true\naccount_url = "https://acct.blob.core.windows.net/"\n'
+            'lease_seconds = 20\n')
+    cfg = parse_toml(text, "f.toml")
+    assert cfg.ha.account_url == "https://acct.blob.core.windows.net"
+    assert cfg.ha.container == "azlin-lifecycle" and cfg.ha.blob == "leader"
+    assert cfg.ha.credential is HaCredential.AZURE and cfg.ha.lease_seconds == 20
+    assert parse_toml(render_toml(cfg), "f.toml") == cfg
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("enabled = true\n",
+     "f.toml [ha]: enabled = true needs account_url, the storage account's blob endpoint "
+     "(https://ACCOUNT.blob.core.windows.net)"),
+    ('account_url = "https://a.blob.core.windows.net"\nlease_seconds = 10\n',
+     "f.toml [ha]: lease_seconds = 10 is not allowed: expected an integer from 15 to 60"),
+    ('account_url = "http://acct.blob.core.windows.net"\n',
+     'f.toml [ha]: account_url = "http://acct.blob.core.windows.net" is not allowed: expected '
+     "the storage account's blob endpoint, https://ACCOUNT.blob.core.windows.net (http:// only "
+     "on a loopback address, for Azurite)"),
+    ('account_url = "http://127.0.0.1:10000/devstoreaccount1"\n',
+     'f.toml [ha]: account_url = "http://127.0.0.1:10000/devstoreaccount1" is plain http, and '
+     'an Azure token is only sent over https: use an https:// URL, or credential = "azurite" '
+     "for a local Azurite"),
+    ('account_url = "https://acct.blob.core.windows.net"\ncredential = "azurite"\n',
+     'f.toml [ha]: credential = "azurite" (Azurite\'s published key) is only for a loopback '
+     'Azurite, not account_url = "https://acct.blob.core.windows.net": set credential = '
+     '"azure" to use the [azure] login'),
+    ('container = "Has_Caps"\n',
+     'f.toml [ha]: container = "Has_Caps" is not allowed: expected a container name: 3-63 '
+     "lowercase letters, digits and single hyphens, starting with a letter or digit"),
+    ('container = "a--b"\n', 'container = "a--b" is not allowed'),
+])
+def test_bad_ha_settings_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(LifecycleConfigError) as caught:
+        parse_toml("[ha]\n" + text, "f.toml")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_azurite_is_accepted_only_on_loopback() -> None:
+    cfg = parse_toml('[ha]\nenabled = true\naccount_url = "http://127.0.0.1:10000/'
+                     'devstoreaccount1"\ncredential = "azurite"\n', "f.toml")
+    assert cfg.ha.credential is HaCredential.AZURITE
