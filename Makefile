@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 	@scripts/system-deps
 
-$(STAMP): pyproject.toml constraints.txt scripts/system-deps
+$(STAMP): pyproject.toml constraints.txt scripts/system-deps scripts/azurite/package-lock.json
 	@scripts/system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@scripts/install-azurite
 	@touch $@
 
 demo: setup

@@ -44,6 +44,9 @@ class Event(enum.Enum):
     DAEMON_STARTED = ("daemon_started", "4ca4b1f6e34b483389358c4cd4b48cee")
     DAEMON_STOPPING = ("daemon_stopping", "2936ec43273640bf89d2a0c2a2766060")
     ESCALATION_REDEPLOY = ("escalation_redeploy", "969753fa8a714ad099e346742feb686e")
+    LEADER_ELECTED = ("leader_elected", "722fc175fff54d6da80f9dbdb0146132")
+    LEADERSHIP_LOST = ("leadership_lost", "712502ac342543508f1bde88753cec86")
+    STANDBY = ("standby", "7265362b16b44949b44be84fcc0c9095")
 
     @property
     def event_name(self) -> str:

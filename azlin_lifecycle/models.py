@@ -16,6 +16,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def clock_utc(epoch: float) -> str:
+    """An instant as people read it in a log line: ``14:03:07 UTC``."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
+
+
 class VMState(StrEnum):
     """Azure's power states (``PowerState/<x>``), plus NOT_FOUND for an unknown VM."""
 

@@ -15,7 +15,6 @@ ahead, :func:`corroborate` with Azure's own view of the guest (one instance view
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from .models import (
     RepairOutcome,
     RepairRecord,
     VMState,
+    clock_utc,
 )
 from .rules import SSH_STATES, STOPPED_STATES, FleetView
 
@@ -47,10 +47,6 @@ def in_flight_cap(healing: HealingSettings, fleet_size: int) -> int:
     if healing.max_in_flight:
         return healing.max_in_flight
     return 1 if fleet_size < 20 else max(1, fleet_size * 5 // 100)
-
-
-def _at(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
 
 
 def _span(seconds: float) -> str:
@@ -116,7 +112,7 @@ def decide(
     mine = [r for r in repairs if (r.outcome is RepairOutcome.DRY_RUN) == dry_run]
     if not dry_run and grace_until > now:
         return hold(HoldKind.GRACE,
-                    f"grace period after the last repair until {_at(grace_until)}")
+                    f"grace period after the last repair until {clock_utc(grace_until)}")
     if any(r.outcome is RepairOutcome.IN_FLIGHT for r in mine):
         return hold(HoldKind.IN_FLIGHT, "a repair of this VM is already in progress")
     window_start = now - healing.budget_window_seconds
@@ -129,7 +125,7 @@ def decide(
             HoldKind.BUDGET,
             f"restart budget spent ({len(recent)} repairs in the last "
             f"{_span(healing.budget_window_seconds)}); healing of this VM paused until "
-            f"{_at(resume)}",
+            f"{clock_utc(resume)}",
         )
     if recent:
         wait = min(healing.backoff_max_seconds,
@@ -137,7 +133,7 @@ def decide(
         next_allowed = recent[-1].started + wait
         if now < next_allowed:
             return hold(HoldKind.BACKOFF, f"backing off {_span(wait)} after the last repair, "
-                                          f"until {_at(next_allowed)}")
+                                          f"until {clock_utc(next_allowed)}")
     if action is RepairAction.RESTART and fleet.breaker_open:
         return hold(
             HoldKind.BREAKER,
@@ -184,7 +180,7 @@ def guest_evidence(view: PowerInfo, now: float, max_age: float) -> tuple[bool | 
             age = now - view.agent_time.timestamp()
             if age > max_age:
                 return None, f"VM agent: Ready, but last reported {_span(age)} ago (stale)"
-            words += f" (reported {_at(view.agent_time.timestamp())})"
+            words += f" (reported {clock_utc(view.agent_time.timestamp())})"
         if view.vm_health == "healthy":
             words += "; Application Health extension: healthy"
         return True, words

@@ -7,10 +7,11 @@ arguments. The real ones live in :mod:`azlin_lifecycle.adapters`; unit tests pas
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from .config import HookSettings
-from .models import PowerInfo, SshProbeResult, SshRoute, VMTarget
+from .models import PowerInfo, RepairAction, RepairRecord, SshProbeResult, SshRoute, VMTarget
 
 
 class AzureOperationError(Exception):
@@ -99,3 +100,83 @@ class AddressBook(Protocol):
     def forget(self, vm_name: str) -> None:
         """Drop the cached address (after start, redeploy, deallocate: it may change)."""
         ...
+
+
+# --------------------------------------------------------------------------- coordination
+class CoordinationError(Exception):
+    """The storage account that coordinates monitors did not answer as needed
+    (unreachable, timed out, refused the credential). The message is one line."""
+
+
+class LeaseLost(CoordinationError):
+    """The lease is no longer this monitor's: it expired and another monitor took it, or a
+    write's ETag condition failed (someone else wrote since this monitor last read)."""
+
+
+class NotLeader(Exception):
+    """This monitor does not hold the lease, so it must not repair or fire repair hooks."""
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """The lease blob as a standby sees it: is a lease active, and the holder's metadata
+    (``holder``: who, ``since``: when it took the lease, epoch seconds)."""
+
+    leased: bool
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LeasedDocument:
+    """The lease blob's content and the ETag to make the next write conditional on."""
+
+    content: bytes
+    etag: str
+
+
+class LeaseStore(Protocol):
+    """One blob in a storage account: its lease elects the leader, its content is the
+    shared repair ledger. Every call answers or raises CoordinationError within its
+    timeout (a partitioned monitor must learn it before its lease can expire)."""
+
+    def acquire(self, lease_id: str, seconds: int) -> bool:
+        """Take the lease (True), or False while another monitor's lease is active.
+        Acquiring the lease this monitor already holds renews it."""
+        ...
+
+    def renew(self, lease_id: str) -> None:
+        """Renew this monitor's lease; LeaseLost if another monitor holds it now."""
+        ...
+
+    def release(self, lease_id: str) -> None: ...
+
+    def holder(self) -> LeaseHolder: ...
+
+    def read(self) -> LeasedDocument: ...
+
+    def write(self, content: bytes, *, lease_id: str, etag: str,
+              metadata: Mapping[str, str]) -> str:
+        """Replace the content, only under this lease and only if the blob's ETag is still
+        ``etag`` (LeaseLost otherwise); returns the new ETag."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class RepairLedger(Protocol):
+    """The repair records the budget, backoff, grace and in-flight rules read.
+
+    The state store is the ledger of a monitor alone; with ``[ha]`` it is the shared one
+    (:class:`azlin_lifecycle.ledger.SharedLedger`), whose writes raise NotLeader when this
+    monitor no longer holds the lease.
+    """
+
+    def repairs(self, vm: str | None = None, since: float = 0.0) -> list[RepairRecord]: ...
+
+    def grace_until(self, vm: str) -> float: ...
+
+    def begin_repair(self, vm: str, action: RepairAction, *, dry_run: bool, grace_until: float,
+                     now: float | None = None) -> int: ...
+
+    def end_repair(self, repair_id: int, *, success: bool, error: str | None,
+                   grace_until: float | None, now: float | None = None) -> None: ...

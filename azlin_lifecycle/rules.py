@@ -140,8 +140,12 @@ def breaker_trips(healing: HealingSettings, running: int, failing: int) -> bool:
 # --------------------------------------------------------------------------- status
 def status_line(enabled: Sequence[str], latest: Mapping[str, HealthStatus], *,
                 breaker_open: bool, dry_run: bool, in_flight: Iterable[str],
-                config_error: str | None) -> str:
-    """The one-line summary systemd shows (``STATUS=``) and ``status`` repeats."""
+                config_error: str | None, role: str | None = None,
+                standby_reason: str | None = None) -> str:
+    """The one-line summary systemd shows (``STATUS=``) and ``status`` repeats.
+
+    With ``[ha]`` it starts with the ``role``, "leader" or "standby"; a standby ends with
+    why it does not repair (``standby_reason``) instead of the healing state."""
     if not enabled:
         text = "0 VMs monitored (add one: azlin lifecycle enable VM)"
     else:
@@ -164,7 +168,9 @@ def status_line(enabled: Sequence[str], latest: Mapping[str, HealthStatus], *,
         if len(enabled) > len(checked):
             text += f", {len(enabled) - len(checked)} not checked yet"
         repairing = sorted(in_flight)
-        if breaker_open:
+        if role == "standby":
+            text += f"; not repairing: {standby_reason or 'another monitor leads'}"
+        elif breaker_open:
             text += "; healing held: circuit breaker open"
         elif dry_run:
             text += "; dry run (observe only)"
@@ -174,4 +180,4 @@ def status_line(enabled: Sequence[str], latest: Mapping[str, HealthStatus], *,
             text += "; healing active"
     if config_error:
         text += f"; config reload failed: {config_error}"
-    return text
+    return f"{role}: {text}" if role else text

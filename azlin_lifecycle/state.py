@@ -221,6 +221,9 @@ class StateStore:
             (vm, grace_until, time.time()),
         )
 
+    def grace_until(self, vm: str) -> float:
+        return self.healing_state(vm).grace_until
+
     def healing_state(self, vm: str) -> VMHealingState:
         with self._lock:
             row = self._db.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from azlin_lifecycle.config import HookSettings
@@ -18,7 +18,13 @@ from azlin_lifecycle.models import (
     VMState,
     VMTarget,
 )
-from azlin_lifecycle.ports import AzureOperationError
+from azlin_lifecycle.ports import (
+    AzureOperationError,
+    CoordinationError,
+    LeasedDocument,
+    LeaseHolder,
+    LeaseLost,
+)
 
 
 @dataclass
@@ -121,3 +127,67 @@ class RecordingHooks:
 
     def of(self, hook_type: str) -> list[tuple[str, dict[str, object]]]:
         return [(vm, ctx) for h, vm, ctx in self.fired if h == hook_type]
+
+
+@dataclass
+class FakeLeaseStore:
+    """One lease blob as Blob storage keeps it: a lease that expires on ``clock``, content
+    with an ETag, metadata; ``fail`` makes every call raise it (storage unreachable)."""
+
+    clock: Callable[[], float] = time.monotonic
+    holder_id: str | None = None
+    expires: float = 0.0
+    content: bytes = b""
+    etag_no: int = 1
+    metadata: dict[str, str] = field(default_factory=dict)
+    fail: CoordinationError | None = None
+    writes: int = 0
+
+    def _check(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+
+    def _active(self) -> bool:
+        return self.holder_id is not None and self.clock() < self.expires
+
+    def acquire(self, lease_id: str, seconds: int) -> bool:
+        self._check()
+        if self._active() and self.holder_id != lease_id:
+            return False
+        self.holder_id, self.expires = lease_id, self.clock() + seconds
+        self._seconds = seconds
+        return True
+
+    def renew(self, lease_id: str) -> None:
+        self._check()
+        if self.holder_id != lease_id:
+            raise LeaseLost("another monitor holds the lease")
+        self.expires = self.clock() + self._seconds
+
+    def release(self, lease_id: str) -> None:
+        self._check()
+        if self.holder_id == lease_id:
+            self.holder_id = None
+
+    def holder(self) -> LeaseHolder:
+        self._check()
+        return LeaseHolder(leased=self._active(), metadata=dict(self.metadata))
+
+    def read(self) -> LeasedDocument:
+        self._check()
+        return LeasedDocument(self.content, f'"{self.etag_no}"')
+
+    def write(self, content: bytes, *, lease_id: str, etag: str,
+              metadata: Mapping[str, str]) -> str:
+        self._check()
+        if not (self._active() and self.holder_id == lease_id):
+            raise LeaseLost("the lease is not this monitor's")
+        if etag != f'"{self.etag_no}"':
+            raise LeaseLost("ETag condition failed")
+        self.content, self.metadata = content, dict(metadata)
+        self.etag_no += 1
+        self.writes += 1
+        return f'"{self.etag_no}"'
+
+    def close(self) -> None:
+        pass

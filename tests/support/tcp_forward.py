@@ -1,5 +1,7 @@
 """A local TCP port forwarder on 127.0.0.1, standing in for the Bastion tunnel azlin keeps open
-(`azlin connect` listens on a local port and carries the bytes to the VM's SSH port)."""
+(`azlin connect` listens on a local port and carries the bytes to the VM's SSH port), and
+for the network between one monitor and its storage account: ``pause()`` is a partition
+(bytes are held, nothing is refused), ``resume()`` heals it."""
 
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ class TcpForward:
         self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
         self._closed = False
+        self._open = threading.Event()  # cleared: partitioned
+        self._open.set()
+
+    def pause(self) -> None:
+        self._open.clear()
+
+    def resume(self) -> None:
+        self._open.set()
 
     def __enter__(self) -> TcpForward:
         self._spawn(self._accept)
@@ -31,6 +41,7 @@ class TcpForward:
     def close(self) -> None:
         """Stop listening and cut every forwarded connection (the tunnel went away)."""
         self._closed = True
+        self._open.set()  # let held threads see the sockets close
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
@@ -52,6 +63,7 @@ class TcpForward:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            self._open.wait()
             try:
                 server = socket.create_connection(self.destination, timeout=5)
             except OSError:
@@ -62,10 +74,10 @@ class TcpForward:
             self._spawn(self._pump, client, server)
             self._spawn(self._pump, server, client)
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
+                self._open.wait()
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)

@@ -14,7 +14,8 @@ EXPECTED = {
     "check_ok", "check_failed", "vm_healthy", "restart_requested", "restart_succeeded",
     "restart_failed", "restart_would", "healing_held", "breaker_open", "breaker_closed",
     "power_changed", "hook_result", "config_reloaded", "config_reload_failed",
-    "daemon_started", "daemon_stopping", "escalation_redeploy",
+    "daemon_started", "daemon_stopping", "escalation_redeploy", "leader_elected",
+    "leadership_lost", "standby",
 }
 
 
