@@ -12,6 +12,11 @@ scheduled; STATUS= a one-line summary; WATCHDOG=1 at half the watchdog interval,
 sent from the loop itself (a stuck loop stops the pings and systemd restarts it);
 RELOADING=1 / READY=1 around a reload (SIGHUP, or the config file changing);
 STOPPING=1 on SIGTERM/SIGINT.
+
+With ``[ha]`` several daemons watch one fleet and one acts: the one holding the lease
+(:mod:`azlin_lifecycle.leadership`). Every daemon checks; only the leader decides,
+repairs and fires hooks, with the repair records of the shared ledger
+(:mod:`azlin_lifecycle.ledger`). STATUS= starts with "leader" or "standby".
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
@@ -35,14 +41,16 @@ from typing import Any
 from .adapters import systemd as sd
 from .adapters.libc import release_free_memory
 from .config import HookType, LifecycleConfig
-from .errors import DaemonError, HealthCheckError, LifecycleConfigError
+from .errors import DaemonError, HealthCheckError, LifecycleConfigError, LifecycleError
 from .events import Event, log_event
 from .healing import SelfHealer
 from .health import HealthMonitor, failure_of
+from .leadership import LeaderOnlyHooks, Leadership, LeadershipView
+from .ledger import SharedLedger
 from .manager import LifecycleManager
-from .models import HealthStatus, PowerInfo, RestartResult, VMTarget
+from .models import HealthStatus, PowerInfo, RepairRecord, RestartResult, VMTarget
 from .policy import Decision
-from .ports import AddressBook, ComputeApi, HookRunner, SshProber
+from .ports import AddressBook, ComputeApi, HookRunner, LeaseStore, SshProber
 from .rules import FleetView, breaker_trips, fleet_view, status_line, transition
 from .scheduler import Scheduler
 from .state import StateStore
@@ -51,6 +59,7 @@ from .wiring import (
     build_address_book,
     build_compute,
     build_hooks,
+    build_lease_store,
     build_ssh,
     load_adapter_libraries,
 )
@@ -78,6 +87,7 @@ class DaemonStatus:
     repairs_in_flight: list[str] = field(default_factory=list)
     config_error: str | None = None
     status_text: str = ""
+    leadership: LeadershipView | None = None  # None: [ha] is off, this daemon acts alone
 
 
 @dataclass
@@ -132,6 +142,8 @@ class LifecycleDaemon:
         self._last_trim = 0.0
         # Held by the loop while it changes what get_status() reports (other threads read it).
         self._view_lock = threading.Lock()
+        self.leadership: Leadership | None = None  # with [ha]: who acts
+        self._ledger: SharedLedger | None = None
 
     # ================================================================== public API
     def start(self) -> None:
@@ -186,6 +198,7 @@ class LifecycleDaemon:
             repairs_in_flight=sorted(self._in_flight),
             config_error=self._config_error,
             status_text=self._status_text,
+            leadership=self.leadership.view() if self.leadership is not None else None,
         )
 
     # ================================================================== wiring
@@ -200,17 +213,44 @@ class LifecycleDaemon:
         store, config = self.store, self._config
         if self._hooks is None:
             self._hooks = build_hooks(config, self._hooks_of)
-        if self._compute is None or self._ssh is None:
-            load_adapter_libraries()
+        if self._compute is None or self._ssh is None or config.ha.enabled:
+            load_adapter_libraries(ha=config.ha.enabled)
+        if config.ha.enabled:
+            self._build_leadership(build_lease_store(config))
         compute = self._compute or build_compute(config)
         self.monitor = HealthMonitor(
             config, compute=compute, ssh=self._ssh or build_ssh(config),
-            addresses=self._addresses or build_address_book(config, compute), store=store)
+            addresses=self._addresses or build_address_book(config, compute), store=store,
+            ledger=self._ledger)
         self.healer = SelfHealer(config, compute=compute, store=store, hooks=self._hooks,
-                                 on_repaired=self._after_repair)
+                                 ledger=self._ledger, on_repaired=self._after_repair)
         workers = self._config.daemon.max_workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
         self._azure_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="azure")
+
+    def _build_leadership(self, lease: LeaseStore) -> None:
+        """Election and shared ledger on ``lease``; hooks run only while leading."""
+        identity = f"{socket.gethostname()} pid {os.getpid()}"
+        healing = self._config.healing
+        self.leadership = Leadership(
+            lease, seconds=self._config.ha.lease_seconds, identity=identity,
+            on_elected=self._take_over,
+            on_change=lambda view: self._done.put(("leadership", view, None)))
+        self._ledger = SharedLedger(
+            lease, mirror=self.store, identity=identity, is_leader=self.leadership.is_leader,
+            keep_seconds=max(healing.budget_window_seconds, 7 * 86400) + 86400)
+        assert self._hooks is not None
+        self._hooks = LeaderOnlyHooks(self._hooks, self.leadership.is_leader)
+
+    def _take_over(self, lease_id: str) -> None:
+        """Elected: read the shared ledger before any decision (the election thread)."""
+        assert self._ledger is not None
+        interrupted = self._ledger.take_over(lease_id)
+        self._done.put(("interrupted", interrupted, None))
+
+    def _acting(self) -> bool:
+        """Does this daemon repair and fire hooks now? (Always, without [ha].)"""
+        return self.leadership is None or self.leadership.is_leader()
 
     def _hooks_of(self, vm: str) -> Mapping[str, str]:
         return self._config.hooks_of(vm)  # the config in force now, reloads included
@@ -221,16 +261,21 @@ class LifecycleDaemon:
         self.monitor.forget_vm(vm)
 
     # ================================================================== loop
-    def _run(self) -> None:
-        for rec in self.store.interrupt_unfinished():
+    def _announce_interrupted(self, records: list[RepairRecord], by: str) -> None:
+        for rec in records:
             log_event(log, Event.RESTART_FAILED,
                       f"{rec.vm}: {rec.action.value} started at {rec.started_at:%H:%M:%S} was "
-                      "interrupted by a daemon stop; it counts against the budget and its "
+                      f"interrupted by {by}; it counts against the budget and its "
                       "grace period stands", vm=rec.vm, level=logging.WARNING,
                       action=rec.action, error=rec.error)
             self._fire(HookType.ON_RESTART, rec.vm, {
                 "restart_result": "failure", "action": rec.action.value,
-                "error": "interrupted: the daemon stopped before the repair finished"})
+                "error": f"interrupted: {rec.error}"})
+
+    def _run(self) -> None:
+        interrupted = self.store.interrupt_unfinished()
+        if self.leadership is None:  # with [ha] the shared ledger's leader tells
+            self._announce_interrupted(interrupted, "a daemon stop")
         with self._view_lock:
             self._seed_from_history()
             self._sync_schedule()
@@ -241,6 +286,8 @@ class LifecycleDaemon:
             log_event(log, Event.DAEMON_STARTED,
                       f"azlin-lifecycle started: monitoring {vms} VMs", monitored=vms)
             self._publish_status(force=True, ready=True)
+        if self.leadership is not None:
+            self.leadership.start()
         ping_every = sd.watchdog_interval()
         last_ping = 0.0
         last_config_poll = time.monotonic()
@@ -328,6 +375,14 @@ class LifecycleDaemon:
         for kind, payload, outcome in items:
             if kind == "repair":
                 self._on_repair(payload, outcome)
+                continue
+            if kind == "leadership":
+                self.store.set_daemon_fact("ha", payload.to_fact())
+                self._dirty = True
+                continue
+            if kind == "interrupted":
+                self._announce_interrupted(payload, "a failover (the previous leader stopped "
+                                                    "leading before it finished)")
                 continue
             self._pending.discard(outcome)
             if kind == "power":
@@ -455,6 +510,8 @@ class LifecycleDaemon:
     def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
         """SelfHealer.handle_failure's two steps: plan now, act on a thread of its own."""
         vm = status.vm_name
+        if not self._acting():
+            return  # a standby: the leader decides, with the shared ledger
         decision = self.healer.plan(vm, failure_of(status), fleet, self._last_healthy.get(vm))
         if decision.action is None:
             return
@@ -482,7 +539,9 @@ class LifecycleDaemon:
     def _on_repair(self, vm: str, outcome: RestartResult | BaseException | None) -> None:
         self._in_flight.discard(vm)
         self._dirty = True
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, LifecycleError):  # e.g. no longer leading: not started
+            log.warning("%s", outcome)
+        elif isinstance(outcome, BaseException):
             log.error("%s: repair crashed: %s", vm, outcome)
 
     def _fire(self, hook: HookType, vm: str, context: dict[str, object]) -> None:
@@ -507,10 +566,13 @@ class LifecycleDaemon:
             sd.status(text)
 
     def _summary(self) -> str:
+        view = self.leadership.view() if self.leadership is not None else None
         return status_line(sorted(self._config.enabled_vms()), self._latest,
                            breaker_open=self._breaker_open,
                            dry_run=self._config.healing.dry_run, in_flight=self._in_flight,
-                           config_error=self._config_error)
+                           config_error=self._config_error,
+                           role=None if view is None else view.role.value,
+                           standby_reason=None if view is None else view.reason)
 
     # ------------------------------------------------------------------ reload & stop
     def _config_changed(self) -> bool:
@@ -529,6 +591,9 @@ class LifecycleDaemon:
                       config_mtime_ns=self._config_mtime)
         else:
             compute = None
+            if new.ha != self._config.ha:
+                log.warning("[ha] changed; the change takes effect when the daemon restarts "
+                            "(systemctl --user restart azlin-lifecycle)")
             if new.azure != self._config.azure and self._compute is None:
                 compute = build_compute(new)  # new endpoint or credential
                 if self._addresses is None:
@@ -555,6 +620,8 @@ class LifecycleDaemon:
 
     def _shutdown(self) -> None:
         sd.stopping()
+        if self.leadership is not None:  # a standby takes over at once, not at expiry
+            self.leadership.stop(release=True)
         log_event(log, Event.DAEMON_STOPPING,
                   "azlin-lifecycle stopping" + (
                       f"; repairs left to Azure: {', '.join(sorted(self._in_flight))}"

@@ -19,7 +19,7 @@ from .errors import HealthCheckError, SelfHealingError
 from .events import Event, log_event
 from .models import HealthFailure, PowerInfo, RepairAction, RestartResult, VMState, utcnow
 from .policy import GUEST_REPAIRS, Decision, corroborate, decide
-from .ports import AzureOperationError, ComputeApi, HookRunner
+from .ports import AzureOperationError, ComputeApi, HookRunner, NotLeader, RepairLedger
 from .rules import FleetView
 from .state import StateStore
 from .targets import resolve_target
@@ -40,10 +40,11 @@ class SelfHealer(ConfiguredComponent):
         compute: ComputeApi,
         store: StateStore,
         hooks: HookRunner,
+        ledger: RepairLedger | None = None,
         on_repaired: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(config, compute=compute, store=store)
+        super().__init__(config, compute=compute, store=store, ledger=ledger)
         self.hooks = hooks
         self._on_repaired = on_repaired
         self._clock = clock
@@ -69,8 +70,8 @@ class SelfHealer(ConfiguredComponent):
             vm,
             healing,
             failure,
-            self.store.repairs(vm_name, since=now - max(window, 7 * 86400)),
-            grace_until=self.store.healing_state(vm_name).grace_until,
+            self.ledger.repairs(vm_name, since=now - max(window, 7 * 86400)),
+            grace_until=self.ledger.grace_until(vm_name),
             now=now,
             fleet=fleet or FleetView(monitored=len(self.config.enabled_vms())),
             last_healthy=last_healthy,
@@ -132,8 +133,11 @@ class SelfHealer(ConfiguredComponent):
 
     def record_dry_run(self, vm_name: str, decision: Decision) -> RestartResult:
         assert decision.action is not None
-        self.store.begin_repair(vm_name, decision.action, dry_run=True, grace_until=0.0,
-                                now=self._clock())
+        try:
+            self.ledger.begin_repair(vm_name, decision.action, dry_run=True, grace_until=0.0,
+                                     now=self._clock())
+        except NotLeader as exc:
+            raise SelfHealingError(f"{vm_name}: not recorded: {exc}") from None
         log_event(log, Event.RESTART_WOULD, f"{vm_name}: {decision.reason}", vm=vm_name,
                   level=logging.WARNING, action=decision.action, reason=decision.reason,
                   evidence=decision.evidence)
@@ -152,10 +156,13 @@ class SelfHealer(ConfiguredComponent):
         started = self._clock()
         timeout = float(healing.redeploy_timeout_seconds if action is RepairAction.REDEPLOY
                         else healing.restart_timeout_seconds)
-        repair_id = self.store.begin_repair(
-            vm_name, action, dry_run=False,
-            grace_until=started + timeout + healing.grace_period_seconds, now=started,
-        )
+        try:
+            repair_id = self.ledger.begin_repair(
+                vm_name, action, dry_run=False,
+                grace_until=started + timeout + healing.grace_period_seconds, now=started,
+            )
+        except NotLeader as exc:  # the intent could not be recorded: Azure is not asked
+            raise SelfHealingError(f"{vm_name}: not repairing: {exc}") from None
         event = Event.ESCALATION_REDEPLOY if action is RepairAction.REDEPLOY else \
             Event.RESTART_REQUESTED
         log_event(log, event, f"{vm_name}: {action.value} requested: {reason}", vm=vm_name,
@@ -172,8 +179,15 @@ class SelfHealer(ConfiguredComponent):
             error = str(exc) if not exc.code or exc.code in str(exc) else f"{exc} [{exc.code}]"
         ended = self._clock()
         success = error is None
-        self.store.end_repair(repair_id, success=success, error=error,
-                              grace_until=ended + healing.grace_period_seconds, now=ended)
+        try:
+            self.ledger.end_repair(repair_id, success=success, error=error,
+                                   grace_until=ended + healing.grace_period_seconds, now=ended)
+            leading = True
+        except NotLeader as exc:
+            leading = False
+            log.warning("%s: %s %s after this monitor stopped leading (%s); the leader keeps "
+                        "the attempt as interrupted, its grace period stands", vm_name,
+                        action.value, "succeeded" if error is None else "failed", exc)
         if self._on_repaired is not None:
             self._on_repaired(vm_name)
         result = RestartResult(
@@ -189,9 +203,10 @@ class SelfHealer(ConfiguredComponent):
             vm=vm_name, level=logging.INFO if success else logging.ERROR,
             action=action, duration_seconds=round(result.duration_seconds, 2), error=error,
         )
-        self.hooks.execute_hook_async(
-            HookType.ON_RESTART, vm_name,
-            {"restart_result": "success" if success else "failure", "action": action.value,
-             "error": error, "duration_seconds": round(result.duration_seconds, 2)},
-        )
+        if leading:  # else the leader announces it (interrupted)
+            self.hooks.execute_hook_async(
+                HookType.ON_RESTART, vm_name,
+                {"restart_result": "success" if success else "failure", "action": action.value,
+                 "error": error, "duration_seconds": round(result.duration_seconds, 2)},
+            )
         return result

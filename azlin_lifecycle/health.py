@@ -40,7 +40,7 @@ from .models import (
     VMTarget,
 )
 from .policy import guest_evidence
-from .ports import AddressBook, AzureOperationError, ComputeApi, SshProber
+from .ports import AddressBook, AzureOperationError, ComputeApi, RepairLedger, SshProber
 from .rules import SSH_STATES, check_reason, counts_toward_restart, next_failure_count
 from .state import StateStore
 from .targets import resolve_target
@@ -64,9 +64,10 @@ class HealthMonitor(ConfiguredComponent):
         ssh: SshProber,
         addresses: AddressBook,
         store: StateStore,
+        ledger: RepairLedger | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(config, compute=compute, store=store)
+        super().__init__(config, compute=compute, store=store, ledger=ledger)
         self.ssh = ssh
         self.addresses = addresses
         self._clock = clock
@@ -220,7 +221,7 @@ class HealthMonitor(ConfiguredComponent):
 
     # ------------------------------------------------------------------ counting
     def _in_grace(self, vm: str) -> bool:
-        return self.store.healing_state(vm).grace_until > self._clock()
+        return self.ledger.grace_until(vm) > self._clock()
 
     def _count(self, vm: str, counts: bool) -> int:
         """The VM's consecutive failures after this check (thread-safe per VM)."""

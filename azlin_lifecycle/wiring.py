@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import HookSettings, LifecycleConfig
+from .config import HaCredential, HookSettings, LifecycleConfig
 from .errors import LifecycleConfigError
 from .manager import LifecycleManager
-from .ports import AddressBook, ComputeApi, HookRunner, SshProber
+from .ports import AddressBook, ComputeApi, HookRunner, LeaseStore, SshProber
 from .state import StateStore
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def load_adapter_libraries() -> None:
+def load_adapter_libraries(ha: bool = False) -> None:
     """Import what the real Azure and SSH adapters load on first use, so a daemon pays for
     it (~0.5 s of CPU) before it reports ready rather than inside its first sweep."""
     import importlib
@@ -35,7 +35,8 @@ def load_adapter_libraries() -> None:
     # run `Match exec` lines of ~/.ssh/config, which the SSH adapter never reads. None in
     # sys.modules makes that optional import fail at once, a case paramiko handles.
     sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
-    for name in ("azure.identity", "azure.mgmt.core", "requests", "paramiko"):
+    names = ["azure.identity", "azure.mgmt.core", "requests", "paramiko"]
+    for name in names + (["azure.storage.blob"] if ha else []):
         importlib.import_module(name)
 
 
@@ -62,6 +63,22 @@ def build_address_book(config: LifecycleConfig, compute: ComputeApi) -> AddressB
                         "AddressBook of your own, or the Azure adapter")
     return ArmAddressBook(compute, private_connect_timeout=min(
         PRIVATE_CONNECT_TIMEOUT, config.daemon.ssh_timeout_seconds))
+
+
+def build_lease_store(config: LifecycleConfig) -> LeaseStore:
+    """The lease blob of ``[ha]``, reached with Azurite's published key (loopback only,
+    checked on load) or the ``[azure]`` credential."""
+    from .adapters.blob_lease import AZURITE_CREDENTIAL, BlobLeaseStore
+
+    ha = config.ha
+    # One deadline per call: a renewal sent at a third of the lease fails by two thirds.
+    timeout = max(2.0, ha.lease_seconds / 6)
+    if ha.credential is HaCredential.AZURITE:
+        return BlobLeaseStore(ha, AZURITE_CREDENTIAL, timeout=timeout)
+    from .adapters.azure_login import SharedTokenCache, build_credential
+
+    return BlobLeaseStore(ha, SharedTokenCache(build_credential(config.azure)), timeout=timeout,
+                          login=config.azure.credential)
 
 
 def build_hooks(config: LifecycleConfig,

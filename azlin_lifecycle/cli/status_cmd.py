@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..errors import ControllerError
+from ..models import clock_utc
 from .context import AppContext, pass_app
 from .output import ago, echo_json, echo_table
 
@@ -66,9 +67,12 @@ def status(app: AppContext, as_json: bool) -> None:
         })
     if as_json:
         echo_json({"daemon": daemon, "last_daemon_status": facts.get("status_text"),
-                   "breaker_open": facts.get("breaker_open", False), "vms": rows})
+                   "breaker_open": facts.get("breaker_open", False),
+                   "leadership": facts.get("ha") if config.ha.enabled else None, "vms": rows})
         return
     _print_daemon(daemon, facts)
+    if config.ha.enabled:
+        click.echo(_leadership_text(facts.get("ha")))
     click.echo("")
     if not rows:
         click.echo("No VMs configured. Add one with: azlin lifecycle enable VM")
@@ -93,6 +97,20 @@ def status(app: AppContext, as_json: bool) -> None:
         if row["azure_evidence"] and row["healthy"] is False:
             click.echo(f"{row['vm']}: Azure's view at the last repair decision: "
                        f"{row['azure_evidence']}")
+
+
+def _leadership_text(ha: dict[str, Any] | None) -> str:
+    """Who leads, since when, and the lease's expiry, as the daemon last wrote them."""
+    if not ha:
+        return "leadership: unknown (the daemon has not taken part in an election yet)"
+    line = f"leadership: {ha['role']} since {clock_utc(ha['since'])}"
+    if ha["role"] == "leader":
+        line += f" ({ha.get('leader')})"
+        if ha.get("expires"):
+            line += f"; lease expires {clock_utc(ha['expires'])} unless renewed"
+        return line
+    line += f"; {ha['reason']}"
+    return line
 
 
 def _health_text(row: dict[str, Any]) -> str:
