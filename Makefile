@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest bench clean package
+.PHONY: setup demo demo-ha test lint typecheck pytest bench clean package
 
 setup: $(STAMP)
 	@scripts/system-deps
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt scripts/system-deps scripts/azurite/pac
 
 demo: setup
 	$(BIN)/azlin-lifecycle demo
+
+demo-ha: setup
+	$(BIN)/azlin-lifecycle demo --ha
 
 test: lint typecheck pytest
 

@@ -8,12 +8,14 @@ A. One sweep with ``HealthMonitor.check_many`` and the real adapters (ArmCompute
 B. ``python -m azlin_lifecycle daemon run`` monitoring N VMs: sweep time, CPU per
    check, peak and idle RSS, detection latency (SSH hung -> on_failure hook), time
    back to healthy after the restart.
+C. HA (bench/failover.py): failover time after SIGKILL of the leader and after a clean
+   stop, and how soon a leader cut off from storage stops repairing.
 
 The simulator runs in its own process. Its SSH endpoints answer the metrics command
 after ``metrics_wire.CPU_SAMPLE_SECONDS``, as a real VM does (the command sleeps that
 long between its two /proc/stat samples); one extra row shows the speedup with instant
 answers. Prints a table and writes it as JSON to bench/results/fleet-latest.json.
-Usage: .venv/bin/python bench/fleet.py [--quick]   (--quick: N = 10 and 100 only)
+Usage: .venv/bin/python bench/fleet.py [--quick]   (--quick: N = 10 and 100 only, no C)
 """
 
 from __future__ import annotations
@@ -211,6 +213,17 @@ def part_b(table: Table, sizes: list[int], tmp: Path) -> dict[str, Any]:
     return results
 
 
+def part_c(table: Table) -> list[dict[str, Any]]:
+    """HA: two monitors' elections on one Azurite (bench/failover.py)."""
+    import failover
+
+    print("C: HA failover on Azurite ...", file=sys.stderr, flush=True)
+    rows = failover.rows()
+    for r in rows:
+        table.add("C", "-", r["metric"], r["value"], r["unit"], r["target"], r["ok"], r["note"])
+    return rows
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     sizes = [10, 100] if quick else [10, 100, 1000]
@@ -221,6 +234,7 @@ def main() -> None:
         tmp = Path(tmp_text)
         a = part_a(table, sizes, tmp)
         b = part_b(table, sizes, tmp)
+        c = [] if quick else part_c(table)
     took = time.monotonic() - began
     print(f"\nazlin-lifecycle fleet benchmark - {info['date']}; {info['nproc']} CPUs "
           f"({info['cpu']}), Python {info['python']}, Linux {info['kernel']}; "
@@ -233,7 +247,8 @@ def main() -> None:
              if failed else ""))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": info, "seconds": took, "rows": table.rows,
-                                   "sweeps": a, "daemon": b}, indent=2, default=str) + "\n")
+                                   "sweeps": a, "daemon": b, "failover": c}, indent=2,
+                                  default=str) + "\n")
     print(f"written: {RESULTS.relative_to(REPO)}")
 
 

@@ -62,6 +62,15 @@ class Demo:
         with self._lock:
             click.echo(f"[{time.monotonic() - self.t0:5.1f}s] {who:<6} {text}")
 
+    def wait(self, what: str, cond: Callable[[], bool], deadline: float) -> float:
+        """Poll ``cond`` until it holds (the demo's clock then) or ``deadline`` (monotonic)."""
+        while time.monotonic() < deadline:
+            if cond():
+                return time.monotonic() - self.t0
+            time.sleep(0.2)
+        raise LifecycleError(f"demo: timed out waiting until {what}; files kept in "
+                             f"{self.workdir}")
+
     def _pump(self, lines: Iterator[str], who: str, keep: Callable[[str], bool]) -> None:
         for line in lines:
             if self._stop.is_set():
@@ -86,16 +95,22 @@ class Demo:
                 _tail(Path(self.env["AZLIN_DEMO_HOOK_LOG"]), self._stop), "hook",
                 lambda _: True)).start()
             stop_daemon = self._start_daemon()
+            code = 1
             try:
-                return self._scenario(fleet, SshMode.HUNG)
+                code = self._scenario(fleet, SshMode.HUNG)
+                return code
             finally:
                 stop_daemon()
                 self._stop.set()
                 self.say("demo", "stopped the daemon and the simulated fleet")
-                if self.keep:
-                    click.echo(f"Demo files kept in {self.workdir}")
-                else:
-                    shutil.rmtree(self.workdir, ignore_errors=True)
+                self.clean_up(succeeded=code == 0)
+
+    def clean_up(self, succeeded: bool) -> None:
+        """Remove the demo's files, unless asked to keep them or the demo failed."""
+        if self.keep or not succeeded:
+            click.echo(f"Demo files kept in {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _configure(self, fleet: SimulatedFleet) -> None:
         hook = self.workdir / "print-hook"
@@ -172,12 +187,7 @@ class Demo:
         deadline = self.t0 + DEADLINE_SECONDS
 
         def wait(what: str, cond: Callable[[], bool]) -> float:
-            while time.monotonic() < deadline:
-                if cond():
-                    return time.monotonic() - self.t0
-                time.sleep(0.2)
-            raise LifecycleError(f"demo: timed out waiting until {what}; files kept in "
-                                 f"{self.workdir}")
+            return self.wait(what, cond, deadline)
 
         try:
             wait("all VMs are healthy", lambda: len(

@@ -4,6 +4,7 @@ this checks the scripts work, not the figures)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,14 @@ def test_ssh_probe_cost_benchmark_prints_its_table() -> None:
         assert cpu > 0 and wall > 0, row
     assert any(line.startswith("fabric Connection.run") for line in lines) is has_fabric
     assert ("pip install fabric" in result.stdout) is not has_fabric
+
+
+def test_failover_benchmark_prints_its_table() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "failover.py"), "--runs", "1"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for row in ("failover after SIGKILL of the leader", "failover after a clean stop",
+                "leader cut off from storage: it stops repairing after"):
+        line = next(line for line in result.stdout.splitlines() if line.startswith(row))
+        seconds = re.search(r"\s(\d+\.\d) s\s", line)
+        assert seconds is not None and float(seconds.group(1)) > 0, line

@@ -26,6 +26,7 @@ BIN = Path(sys.executable).parent
 
 # First command of a block -> where it runs.
 CLAIMS = {
+    "make demo-ha": "test_make_demo_ha_block",
     "make demo": "test_make_demo_block (and `make test` is what .ci/run runs)",
     "azlin lifecycle enable web-1": "test_using_block",
     "azlin lifecycle simulate run": "test_rehearse_block",
@@ -131,3 +132,16 @@ def test_make_demo_block() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "vm-002 healthy again; on_healthy hook fired" in result.stdout
     assert "restart requested from Azure" in result.stdout
+
+
+def test_make_demo_ha_block() -> None:
+    assert block("make demo-ha") == ["make demo-ha"]
+    result = subprocess.run(["make", "demo-ha"], cwd=ROOT, text=True, capture_output=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "leads, mon-" in out and "stands by" in out
+    assert re.search(r"took the lease (\d+\.\d)s after the kill", out)
+    assert "Restarts requested from Azure: 1 (a failover never repeats one)" in out
+    assert "interrupted by a failover" in out  # the new leader's journal line, shown
+
