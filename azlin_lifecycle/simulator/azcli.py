@@ -129,6 +129,22 @@ def cache_token(token, expires, resource):
         os.remove(lock)
 
 
+def access_token(resource, expires):
+    """A JWT as Entra ID issues them (audience, issuer, lifetime), unsigned: what Azurite's
+    OAuth check reads; the stand-in ARM only needs a bearer token."""
+    import base64
+
+    def part(claims):
+        text = json.dumps(claims, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(text).rstrip(b"=").decode()
+
+    now = int(time.time())
+    return ".".join([part({{"alg": "none", "typ": "JWT"}}), part({{
+        "aud": resource.rstrip("/"), "iss": "https://sts.windows.net/" + TENANT + "/",
+        "iat": now, "nbf": now - 300, "exp": expires, "tid": TENANT,
+        "jti": secrets.token_urlsafe(12)}}), "simulator"])
+
+
 def run():
     if words[:2] == ["account", "get-access-token"] or words[:2] == ["account", "show"]:
         if os.path.exists(LOGGED_OUT):
@@ -140,8 +156,9 @@ def run():
                               "user": {{"name": "simulator@example.invalid", "type": "user"}}}}))
             return 0
         expires = int(time.time()) + 3600
-        token = "sim." + secrets.token_urlsafe(24)
-        cache_token(token, expires, option("--resource", "https://management.azure.com/"))
+        resource = option("--resource", "https://management.azure.com/")
+        token = access_token(resource, expires)
+        cache_token(token, expires, resource)
         print(json.dumps({{
             "accessToken": token,
             "expiresOn": time.strftime("%Y-%m-%d %H:%M:%S.000000", time.localtime(expires)),

@@ -22,7 +22,7 @@ from types import TracebackType
 from ..adapters.blob_lease import AZURITE_ACCOUNT
 from ..errors import LifecycleError
 
-LISTENING = re.compile(r"listens on (http://127\.0\.0\.1:(\d+))")
+LISTENING = re.compile(r"listens on (https?://127\.0\.0\.1:(\d+))")
 
 
 def azurite_binary() -> Path | None:
@@ -42,16 +42,22 @@ def azurite_available() -> bool:
 
 
 class Azurite:
-    """``with Azurite() as storage:`` then ``storage.account_url``."""
+    """``with Azurite(log) as storage:`` then ``storage.account_url``.
 
-    def __init__(self, log: Path) -> None:
+    ``tls=(cert, key)``: HTTPS with OAuth (``--oauth basic``: Azurite checks a bearer
+    token's audience, issuer and lifetime, not its signature), as an account reached with
+    an Azure login; without it, plain HTTP and the published account key only."""
+
+    def __init__(self, log: Path, tls: tuple[Path, Path] | None = None) -> None:
         self.log = log
+        self.tls = tls
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def account_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
 
     def __enter__(self) -> Azurite:
         self.start()
@@ -72,7 +78,9 @@ class Azurite:
         self.proc = subprocess.Popen(
             [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
              "--location", str(self.log.parent / "azurite-data"), "--disableTelemetry",
-             "--silent", "--skipApiVersionCheck"],
+             "--silent", "--skipApiVersionCheck",
+             *(["--cert", str(self.tls[0]), "--key", str(self.tls[1]), "--oauth", "basic"]
+               if self.tls else [])],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
         deadline = time.monotonic() + 30

@@ -3,21 +3,25 @@ real azure-storage-blob: what two monitors can and cannot do to each other."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from azlin_lifecycle.adapters.blob_lease import AZURITE_CREDENTIAL, BlobLeaseStore
-from azlin_lifecycle.config import HaCredential, HaSettings
+from azlin_lifecycle.config import HaCredential, HaSettings, parse_toml
 from azlin_lifecycle.leadership import Leadership, Role
 from azlin_lifecycle.ledger import SharedLedger
 from azlin_lifecycle.models import RepairAction, RepairOutcome
 from azlin_lifecycle.ports import CoordinationError, LeaseLost, NotLeader
+from azlin_lifecycle.simulator import SimulatedFleet
 from azlin_lifecycle.simulator.azurite import Azurite, azurite_available
 from azlin_lifecycle.state import StateStore
+from azlin_lifecycle.wiring import build_lease_store
 from tests.integration.conftest import require
 from tests.support.tcp_forward import TcpForward
 from tests.support.waiting import wait_for
@@ -136,3 +140,35 @@ def test_failover_keeps_the_in_flight_repair_and_the_old_leader_cannot_write(
         b.stop(release=True)
         wait_for(a.is_leader, 10, "A leads again once B releases")
         a.stop()
+
+
+def test_the_azure_login_reaches_storage_with_a_token_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """credential = "azure": the [azure] login (az, here the stand-in) gives a token for
+    https://storage.azure.com; Azurite over HTTPS with OAuth checks its audience, issuer and
+    lifetime. A missing login is one line that says to run az login."""
+    require(azurite_available(), "Azurite is not installed (make setup installs it)")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path, ca_path = (tmp_path / name for name in ("cert.pem", "key.pem", "ca.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    ca.cert_pem.write_to_path(str(ca_path))
+    with SimulatedFleet(tmp_path / "sim", 1) as fleet, \
+            Azurite(tmp_path / "azurite" / "azurite.log", tls=(cert_path, key_path)) as storage:
+        for key, value in fleet.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_path))  # trust Azurite's certificate
+        config = parse_toml(f'[azure]\ncredential = "cli"\n[ha]\nenabled = true\n'
+                            f'account_url = "{storage.account_url}"\n', "t.toml")
+        assert config.ha.credential is HaCredential.AZURE
+        lease_id = str(uuid.uuid4())
+        lease = build_lease_store(config)
+        assert lease.acquire(lease_id, 15)
+        etag = lease.write(b"{}", lease_id=lease_id, etag=lease.read().etag, metadata={})
+        assert lease.read().etag == etag
+        cache = Path(os.environ["AZURE_CONFIG_DIR"]) / "msal_token_cache.json"
+        assert "https://storage.azure.com/.default" in cache.read_text()  # az was asked
+        fleet.set_logged_in(False)
+        with pytest.raises(CoordinationError, match=r"no token while taking the lease: .*az login"):
+            build_lease_store(config).acquire(str(uuid.uuid4()), 15)
