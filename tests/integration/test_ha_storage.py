@@ -172,3 +172,25 @@ def test_the_azure_login_reaches_storage_with_a_token_for_it(
         fleet.set_logged_in(False)
         with pytest.raises(CoordinationError, match=r"no token while taking the lease: .*az login"):
             build_lease_store(config).acquire(str(uuid.uuid4()), 15)
+
+
+def test_azurite_paused_the_leader_stops_before_its_lease_expires_and_leads_again_after(
+        tmp_path: Path) -> None:
+    """SIGSTOP on Azurite itself: every request hangs. The leader steps down at its next
+    renewal's timeout, well before the lease expires; resumed, it takes its lease back."""
+    require(azurite_available(), "Azurite is not installed (make setup installs it)")
+    with Azurite(tmp_path / "azurite" / "azurite.log") as storage:
+        a, _ = elector(storage.account_url, "paused", "A", tmp_path)
+        a.start()
+        try:
+            wait_for(a.is_leader, 10, "A leads")
+            storage.pause()
+            paused = time.monotonic()
+            wait_for(lambda: not a.is_leader(), 10, "A steps down")
+            assert time.monotonic() - paused < 15 / 3 + 0.5 + 0.5  # renewal + its timeout
+            assert "renewing the lease failed" in a.view().reason
+            storage.resume()
+            wait_for(a.is_leader, 10, "A leads again")
+        finally:
+            storage.resume()
+            a.stop()
