@@ -24,7 +24,7 @@ from enum import StrEnum
 from .config import HookSettings
 from .events import Event, log_event
 from .models import clock_utc
-from .ports import CoordinationError, HookRunner, LeaseStore, NotLeader
+from .ports import CoordinationError, HookRunner, LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +86,6 @@ class Leadership:
     def is_leader(self) -> bool:
         with self._lock:
             return self._view.role is Role.LEADER and self._monotonic() < self._valid_until
-
-    def guard(self) -> None:
-        """Raise NotLeader unless this monitor holds the lease now."""
-        if not self.is_leader():
-            raise NotLeader(f"this monitor is a standby ({self.view().reason})")
 
     def view(self) -> LeadershipView:
         with self._lock:

@@ -8,14 +8,22 @@ from typing import Any
 
 import pytest
 
-from azlin_lifecycle.config import HookType
+from azlin_lifecycle.config import (
+    AzureSettings,
+    HookType,
+    LifecycleConfig,
+    MonitoringConfig,
+    RestartPolicy,
+)
+from azlin_lifecycle.errors import SelfHealingError
+from azlin_lifecycle.healing import SelfHealer
 from azlin_lifecycle.leadership import LeaderOnlyHooks, Leadership, LeadershipView, Role
 from azlin_lifecycle.ledger import SharedLedger
-from azlin_lifecycle.models import RepairAction, RepairOutcome
+from azlin_lifecycle.models import RepairAction, RepairOutcome, VMState, VMTarget
 from azlin_lifecycle.ports import CoordinationError, NotLeader
 from azlin_lifecycle.rules import status_line
 from azlin_lifecycle.state import StateStore
-from tests.support.fakes import FakeLeaseStore, RecordingHooks
+from tests.support.fakes import FakeCompute, FakeLeaseStore, RecordingHooks
 
 
 class Clock:
@@ -176,3 +184,47 @@ def test_status_line_starts_with_the_role() -> None:
     text = status_line(["vm"], {}, role="standby", standby_reason="B leads", **base)
     assert text.startswith("standby: 1 VMs") and text.endswith("; not repairing: B leads")
     assert "healing active" not in text
+
+
+# --------------------------------------------------------------------------- SelfHealer
+def ha_healer(tmp_path: Any, compute: FakeCompute, ledger: SharedLedger,
+              hooks: RecordingHooks) -> SelfHealer:
+    cfg = LifecycleConfig(azure=AzureSettings(subscription_id="s", resource_group="rg"),
+                          vms={"vm1": MonitoringConfig(restart_policy=RestartPolicy.ON_FAILURE)})
+    return SelfHealer(cfg, compute=compute, store=StateStore(tmp_path / "healer.db"),
+                      hooks=hooks, ledger=ledger)
+
+
+def test_a_standby_never_asks_azure(blob: FakeLeaseStore, clock: Clock, tmp_path: Any) -> None:
+    _, ledger = monitor(blob, clock, "A", tmp_path)
+    b, _ = monitor(blob, clock, "B", tmp_path)
+    b.step()  # B leads; A never did
+    compute, hooks = FakeCompute({"vm1": VMState.RUNNING}), RecordingHooks()
+    with pytest.raises(SelfHealingError, match=r"vm1: not repairing: .*does not hold the lease"):
+        ha_healer(tmp_path, compute, ledger, hooks).restart_vm("vm1")
+    assert compute.calls == [] and hooks.fired == []
+
+
+class LeaseTakenDuringRestart(FakeCompute):
+    """Azure restarts the VM while another monitor takes the lease (this one was cut off)."""
+
+    def __init__(self, blob: FakeLeaseStore) -> None:
+        super().__init__({"vm1": VMState.RUNNING})
+        self.blob = blob
+
+    def restart(self, target: VMTarget, timeout: float) -> None:
+        super().restart(target, timeout)
+        self.blob.holder_id = "another monitor's lease"
+
+
+def test_a_repair_that_ends_after_the_lease_is_lost_fires_no_hook(
+        blob: FakeLeaseStore, clock: Clock, tmp_path: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    a, ledger = monitor(blob, clock, "A", tmp_path)
+    a.step()
+    compute, hooks = LeaseTakenDuringRestart(blob), RecordingHooks()
+    result = ha_healer(tmp_path, compute, ledger, hooks).restart_vm("vm1")
+    assert result.success and compute.calls == [("restart", "vm1")]
+    assert hooks.of("on_restart") == []  # the new leader announces it, as interrupted
+    assert "after this monitor stopped leading" in caplog.text
+    assert json.loads(blob.content)["repairs"][0]["outcome"] == "in_flight"  # not ours to end
