@@ -128,7 +128,7 @@ class Leadership:
                 wait = self.step()
             except Exception:  # a bug here must not leave a leader that never renews
                 log.exception("leader election failed")
-                self._become(Role.STANDBY, "leader election failed (see the log)")
+                self._become(Role.STANDBY, "leader election failed (see the log)", trouble=True)
                 wait = self.poll_seconds
             self._stop.wait(wait)
 
@@ -141,8 +141,6 @@ class Leadership:
         try:
             self.lease.renew(self.lease_id)
         except CoordinationError as exc:
-            with self._lock:
-                self._valid_until = 0.0  # no repair from here on
             self._become(Role.STANDBY, f"renewing the lease failed: {exc}")
             return 0.0  # try to take it back at once (it may still be ours)
         with self._lock:
@@ -158,22 +156,20 @@ class Leadership:
         try:
             got = self.lease.acquire(self.lease_id, int(self.seconds))
         except CoordinationError as exc:
-            self._become(Role.STANDBY, f"nobody can lead: {exc}")
+            self._become(Role.STANDBY, f"nobody can lead: {exc}", trouble=True)
             return self.poll_seconds
         if not got:
             self._become(Role.STANDBY, *self._who_leads())
             return self.poll_seconds
-        with self._lock:
-            self._valid_until = sent + self.seconds
         try:
             self._on_elected(self.lease_id)  # the shared ledger, read before any decision
         except CoordinationError as exc:
-            with self._lock:
-                self._valid_until = 0.0
             self._become(Role.STANDBY, f"took the lease but could not read the shared "
-                                       f"ledger: {exc}")
+                                       f"ledger: {exc}", trouble=True)
             return self.poll_seconds
-        self._renewed_at = sent
+        with self._lock:
+            self._valid_until = sent + self.seconds
+            self._renewed_at = sent
         self._become(Role.LEADER, f"this monitor holds the lease ({self.identity})",
                      self.identity, self._clock(), expires=self._clock() + self.seconds)
         return self.seconds / 3
@@ -192,18 +188,23 @@ class Leadership:
                 f"{self.seconds:g}s expires", metadata.get("holder"), since)
 
     def _become(self, role: Role, reason: str, leader: str | None = None,
-                leader_since: float | None = None, *, expires: float | None = None) -> None:
+                leader_since: float | None = None, *, expires: float | None = None,
+                trouble: bool = False) -> None:
+        """Take ``role``; a standby repairs nothing from this instant. ``trouble``: a
+        standby because something is wrong, not because another monitor leads."""
         with self._lock:
+            if role is Role.STANDBY:
+                self._valid_until = 0.0
             old = self._view
             if old.role is role and old.reason == reason:
                 return
             since = old.since if old.role is role else self._clock()
             self._view = LeadershipView(role, since, reason, leader, leader_since, expires)
             view = self._view
-        self._announce(old, view)
+        self._announce(old, view, trouble)
         self._on_change(view)
 
-    def _announce(self, old: LeadershipView, new: LeadershipView) -> None:
+    def _announce(self, old: LeadershipView, new: LeadershipView, trouble: bool) -> None:
         if new.role is Role.LEADER:
             log_event(log, Event.LEADER_ELECTED,
                       f"leader: this monitor took the lease ({self.identity}); it repairs "
@@ -216,8 +217,7 @@ class Leadership:
                       ha_role=new.role, reason=new.reason)
         else:
             log_event(log, Event.STANDBY, f"standby: {new.reason}",
-                      level=logging.WARNING if "nobody can lead" in new.reason or
-                      "could not" in new.reason else logging.INFO,
+                      level=logging.WARNING if trouble else logging.INFO,
                       ha_role=new.role, reason=new.reason, leader=new.leader)
 
 
