@@ -58,22 +58,19 @@ class SharedLedger:
         repairs interrupted (their grace periods stand), and sign it as the leader's.
         Returns the interrupted repairs. CoordinationError if it cannot be done."""
         now = self._clock()
-        with self._writing:
-            document = self.lease.read()
-            doc = self._parse(document.content)
+
+        def change(doc: Doc) -> list[RepairRecord]:
             interrupted = []
             for rec in doc["repairs"]:
                 if rec["outcome"] == RepairOutcome.IN_FLIGHT and rec.get("by") != lease_id:
                     rec.update(outcome=RepairOutcome.INTERRUPTED.value, error=INTERRUPTED)
                     interrupted.append(_record(rec))
-            self._prune(doc, now)
-            metadata = {"holder": self.identity, "since": f"{now:.3f}"}
-            etag = self.lease.write(_dump(doc), lease_id=lease_id, etag=document.etag,
-                                    metadata=metadata)
-            with self._lock:
-                self._doc, self._etag = doc, etag
-                self._lease_id, self._metadata = lease_id, metadata
-        return interrupted
+            return interrupted
+
+        result: list[RepairRecord] = self._write(
+            change, now, lease_id=lease_id, reread=True,
+            metadata={"holder": self.identity, "since": f"{now:.3f}"})
+        return result
 
     def _parse(self, content: bytes) -> Doc:
         if not content.strip():
@@ -147,27 +144,41 @@ class SharedLedger:
         self._commit(change, now)
 
     def _commit(self, change: Callable[[Doc], Any], now: float) -> Any:
-        """Apply ``change`` to a copy, write it under the lease and the last ETag, and
-        only then make it the ledger this monitor decides with."""
+        """A leader's write: NotLeader unless this monitor holds the lease and the blob
+        took the change."""
+        with self._lock:
+            lease_id, metadata = self._lease_id, self._metadata
+        if lease_id is None or not self._is_leader():
+            raise NotLeader("this monitor does not hold the lease")
+        try:
+            return self._write(change, now, lease_id=lease_id, metadata=metadata)
+        except CoordinationError as exc:
+            raise NotLeader(f"the shared ledger was not written: {exc}") from None
+
+    def _write(self, change: Callable[[Doc], Any], now: float, *, lease_id: str,
+               metadata: dict[str, str], reread: bool = False) -> Any:
+        """Apply ``change`` to a copy (of the blob as read again, when ``reread`` or when
+        the last write's fate is unknown), write it under ``lease_id`` and the ETag it was
+        read with, and only then make it the ledger this monitor decides with."""
         with self._writing:
             with self._lock:
-                lease_id, etag, doc = self._lease_id, self._etag, copy.deepcopy(self._doc)
-            if lease_id is None or not self._is_leader():
-                raise NotLeader("this monitor does not hold the lease")
+                etag = None if reread else self._etag
+                doc = copy.deepcopy(self._doc)
             try:
-                if etag is None:  # the last write's fate is unknown: read the blob again
+                if etag is None:
                     document = self.lease.read()
                     doc, etag = self._parse(document.content), document.etag
                 result = change(doc)
                 self._prune(doc, now)
                 new_etag = self.lease.write(_dump(doc), lease_id=lease_id, etag=etag,
-                                            metadata=self._metadata)
-            except CoordinationError as exc:
+                                            metadata=metadata)
+            except CoordinationError:
                 with self._lock:
                     self._etag = None
-                raise NotLeader(f"the shared ledger was not written: {exc}") from None
+                raise
             with self._lock:
                 self._doc, self._etag = doc, new_etag
+                self._lease_id, self._metadata = lease_id, metadata
             return result
 
     def _prune(self, doc: Doc, now: float) -> None:
