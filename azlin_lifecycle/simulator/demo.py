@@ -43,6 +43,8 @@ SHOWN_EVENTS = ("check_failed", "healing_held", "restart_", "vm_healthy", "break
 
 
 class Demo:
+    deadline_seconds: float = DEADLINE_SECONDS
+
     def __init__(self, keep: bool, use_systemd: bool | None) -> None:
         self.keep = keep
         self.use_systemd = use_systemd
@@ -62,9 +64,10 @@ class Demo:
         with self._lock:
             click.echo(f"[{time.monotonic() - self.t0:5.1f}s] {who:<6} {text}")
 
-    def wait(self, what: str, cond: Callable[[], bool], deadline: float) -> float:
-        """Poll ``cond`` until it holds (the demo's clock then) or ``deadline`` (monotonic)."""
-        while time.monotonic() < deadline:
+    def wait(self, what: str, cond: Callable[[], bool]) -> float:
+        """Poll ``cond`` until it holds (the demo's clock then), at most until
+        ``deadline_seconds`` after the demo began."""
+        while time.monotonic() < self.t0 + self.deadline_seconds:
             if cond():
                 return time.monotonic() - self.t0
             time.sleep(0.2)
@@ -184,26 +187,21 @@ class Demo:
         from ..state import StateStore
 
         store = StateStore(Path(self.env["XDG_STATE_HOME"]) / "azlin-lifecycle" / "state.db")
-        deadline = self.t0 + DEADLINE_SECONDS
-
-        def wait(what: str, cond: Callable[[], bool]) -> float:
-            return self.wait(what, cond, deadline)
-
         try:
-            wait("all VMs are healthy", lambda: len(
+            self.wait("all VMs are healthy", lambda: len(
                 [s for s in store.latest().values() if s.healthy]) == VM_COUNT)
             self.say("demo", f"all {VM_COUNT} VMs healthy. Now {HUNG_VM}'s OS hangs: SSH "
                              "accepts TCP but never answers, while Azure still says running")
             fleet.set_ssh_mode(HUNG_VM, hung)
             injected = time.monotonic() - self.t0
-            detected = wait("the hang is detected", lambda: bool(
+            detected = self.wait("the hang is detected", lambda: bool(
                 (s := store.latest([HUNG_VM]).get(HUNG_VM)) and not s.healthy))
-            restarted = wait("the daemon restarts the VM through the Azure API", lambda: any(
+            restarted = self.wait("the daemon restarts the VM through the Azure API", lambda: any(
                 op["vm"] == HUNG_VM and op["action"] == "restart" for op in fleet.operations()))
-            done = wait("Azure finishes the restart", lambda: any(
+            done = self.wait("Azure finishes the restart", lambda: any(
                 op["vm"] == HUNG_VM and op["action"] == "restart" and op["status"] == "Succeeded"
                 for op in fleet.operations()))
-            healthy = wait("the VM is healthy again", lambda: bool(
+            healthy = self.wait("the VM is healthy again", lambda: bool(
                 (s := store.latest([HUNG_VM]).get(HUNG_VM)) and s.healthy
                 and s.state is VMState.RUNNING))
             time.sleep(1.0)  # let the last hook lines print

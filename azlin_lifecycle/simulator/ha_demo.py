@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -72,6 +71,8 @@ class Monitor:
 
 
 class HaDemo(Demo):
+    deadline_seconds = DEADLINE_SECONDS
+
     def __init__(self, keep: bool) -> None:
         super().__init__(keep, use_systemd=False)
         self.monitors = [Monitor(name, self.workdir) for name in ("mon-a", "mon-b")]
@@ -135,16 +136,11 @@ class HaDemo(Demo):
             iter(monitor.proc.stderr.readline, ""), monitor.name, _shown)).start()
 
     def _ha_scenario(self, fleet: SimulatedFleet) -> int:
-        deadline = self.t0 + DEADLINE_SECONDS
-
-        def wait(what: str, cond: Callable[[], bool]) -> float:
-            return self.wait(what, cond, deadline)
-
         def restarts() -> int:
             return sum(1 for op in fleet.operations()
                        if op["vm"] == HUNG_VM and op["action"] == "restart")
 
-        wait("one monitor leads", lambda: sorted(str(m.role()) for m in self.monitors)
+        self.wait("one monitor leads", lambda: sorted(str(m.role()) for m in self.monitors)
              == ["leader", "standby"])
         leader = next(m for m in self.monitors if m.role() == "leader")
         standby = next(m for m in self.monitors if m is not leader)
@@ -153,7 +149,7 @@ class HaDemo(Demo):
         time.sleep(12)  # both have checked every VM
         self.say("demo", f"now {HUNG_VM} hangs: SSH accepts TCP but never answers")
         fleet.set_ssh_mode(HUNG_VM, SshMode.HUNG)
-        restarted = wait("the leader restarts the VM", lambda: restarts() == 1)
+        restarted = self.wait("the leader restarts the VM", lambda: restarts() == 1)
         time.sleep(2.0)
         leader_pid = leader.proc.pid if leader.proc else 0
         self.say("demo", f"SIGKILL {leader.name} (pid {leader_pid}) while Azure restarts "
@@ -163,11 +159,11 @@ class HaDemo(Demo):
             os.kill(leader.proc.pid, signal.SIGKILL)
             leader.proc.wait()
         killed = time.monotonic() - self.t0
-        took_over = wait(f"{standby.name} leads", lambda: standby.role() == "leader")
+        took_over = self.wait(f"{standby.name} leads", lambda: standby.role() == "leader")
         failover = standby.since() - killed_at
         standby_store = standby.store()
         assert standby_store is not None
-        healthy = wait(f"{HUNG_VM} is healthy again", lambda: bool(
+        healthy = self.wait(f"{HUNG_VM} is healthy again", lambda: bool(
             (s := standby_store.latest([HUNG_VM]).get(HUNG_VM)) and s.healthy))
         time.sleep(12)  # one more check: no second restart
         count = restarts()
