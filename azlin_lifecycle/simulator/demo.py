@@ -148,15 +148,7 @@ class Demo:
         threading.Thread(target=self._pump, daemon=True,
                          args=(iter(proc.stderr.readline, ""), "daemon", _interesting)).start()
 
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-        return stop
+        return lambda: stop_process(proc)
 
     def _start_under_systemd(self, argv: list[str]) -> Callable[[], None]:
         from ..adapters.journal import UnitJournal
@@ -217,6 +209,18 @@ class Demo:
         click.echo("Every step above is in the daemon's journal (journalctl --user -u "
                    "azlin-lifecycle) when it runs as a service.")
         return 0
+
+
+def stop_process(proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    """SIGTERM a daemon the demo started, SIGKILL it after ``timeout``; reap it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _interesting(line: str) -> bool:

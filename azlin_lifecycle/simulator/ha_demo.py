@@ -21,7 +21,7 @@ import click
 
 from ..state import StateStore
 from .azurite import Azurite
-from .demo import HOOK_SCRIPT, Demo, _interesting, _tail
+from .demo import HOOK_SCRIPT, Demo, _interesting, _tail, stop_process
 from .fleet import SimulatedFleet
 from .state import SshMode
 
@@ -59,13 +59,8 @@ class Monitor:
         return float(store.daemon_facts()["ha"]["since"])
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         if self._store is not None:
             self._store.close()
 
