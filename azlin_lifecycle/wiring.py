@@ -41,14 +41,14 @@ def load_adapter_libraries(ha: bool = False) -> None:
 
 
 def build_compute(config: LifecycleConfig) -> ComputeApi:
-    from .adapters.azure import ArmCompute
+    from .adapters.azure.compute import ArmCompute
 
     return ArmCompute(config.azure, timeout=config.daemon.azure_timeout_seconds,
                       polling_interval=config.healing.operation_poll_seconds)
 
 
 def build_ssh(config: LifecycleConfig) -> SshProber:
-    from .adapters.ssh import ParamikoSshProber
+    from .adapters.ssh.prober import ParamikoSshProber
 
     return ParamikoSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
                              max_open=config.daemon.max_open_ssh_connections)
@@ -56,7 +56,7 @@ def build_ssh(config: LifecycleConfig) -> SshProber:
 
 def build_address_book(config: LifecycleConfig, compute: ComputeApi) -> AddressBook:
     """Addresses from Azure through ``compute``'s ARM pipeline (an ArmCompute)."""
-    from .adapters.network import PRIVATE_CONNECT_TIMEOUT, ArmAddressBook, JsonReader
+    from .adapters.azure.network import PRIVATE_CONNECT_TIMEOUT, ArmAddressBook, JsonReader
 
     if not isinstance(compute, JsonReader):
         raise TypeError(f"{type(compute).__name__} cannot read ARM resources: pass an "
@@ -75,7 +75,7 @@ def build_lease_store(config: LifecycleConfig) -> LeaseStore:
     timeout = max(2.0, ha.lease_seconds / 6)
     if ha.credential is HaCredential.AZURITE:
         return BlobLeaseStore(ha, AZURITE_CREDENTIAL, timeout=timeout)
-    from .adapters.azure_login import SharedTokenCache, build_credential
+    from .adapters.azure.login import SharedTokenCache, build_credential
 
     return BlobLeaseStore(ha, SharedTokenCache(build_credential(config.azure)), timeout=timeout,
                           login=config.azure.credential)

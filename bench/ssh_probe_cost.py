@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _procs import simulator
 
-from azlin_lifecycle.adapters.ssh import ParamikoSshProber
+from azlin_lifecycle.adapters.ssh.prober import ParamikoSshProber
 from azlin_lifecycle.metrics_wire import METRICS_COMMAND, parse_metrics
 from azlin_lifecycle.models import VMTarget
 from azlin_lifecycle.simulator import SimulatorClient

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import CredentialKind, HaSettings
 from ..ports import CoordinationError, LeasedDocument, LeaseHolder, LeaseLost
-from .azure_login import login_error
+from .azure.login import login_error
 
 # Azurite's development account, published in its README; config allows it only for a
 # loopback account_url (tests and the demo).

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from azlin_lifecycle.adapters.azure import ArmCompute
-from azlin_lifecycle.adapters.network import NETWORK_API_VERSION, ArmAddressBook
-from azlin_lifecycle.adapters.ssh import ParamikoSshProber
+from azlin_lifecycle.adapters.azure.compute import ArmCompute
+from azlin_lifecycle.adapters.azure.network import NETWORK_API_VERSION, ArmAddressBook
+from azlin_lifecycle.adapters.ssh.prober import ParamikoSshProber
 from azlin_lifecycle.config import AzureSettings, LifecycleConfig
 from azlin_lifecycle.models import SshFault, VMTarget
 from azlin_lifecycle.ports import AzureOperationError

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from azlin_lifecycle.adapters.azure import ArmCompute
+from azlin_lifecycle.adapters.azure.compute import ArmCompute
 from azlin_lifecycle.config import AzureSettings
 from azlin_lifecycle.manager import LifecycleManager
 from azlin_lifecycle.models import VMState, VMTarget

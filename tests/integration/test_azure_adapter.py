@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from azlin_lifecycle.adapters.azure import ArmCompute
-from azlin_lifecycle.adapters.ssh import ParamikoSshProber
+from azlin_lifecycle.adapters.azure.compute import ArmCompute
+from azlin_lifecycle.adapters.ssh.prober import ParamikoSshProber
 from azlin_lifecycle.config import AzureSettings
 from azlin_lifecycle.errors import HealthCheckError
 from azlin_lifecycle.models import VMState, VMTarget
@@ -73,7 +73,7 @@ def test_monitoring_reads_never_load_azure_mgmt_compute(fleet: SimulatedFleet) -
     """Its models cost ~17 MB of the daemon's memory; only a repair needs them."""
     script = (
         "import sys\n"
-        "from azlin_lifecycle.adapters.azure import ArmCompute\n"
+        "from azlin_lifecycle.adapters.azure.compute import ArmCompute\n"
         "from azlin_lifecycle.config import AzureSettings\n"
         "from azlin_lifecycle.models import VMTarget\n"
         "sub, rg, endpoint, ca, vm = sys.argv[1:]\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from azlin_lifecycle.adapters.ssh import ParamikoSshProber
+from azlin_lifecycle.adapters.ssh.prober import ParamikoSshProber
 from azlin_lifecycle.models import SshFault, VMTarget
 from azlin_lifecycle.paths import known_hosts_path
 from tests.support.sshd import SshServer, free_port, keygen

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from azlin_lifecycle.adapters.ssh import ParamikoSshProber
+from azlin_lifecycle.adapters.ssh.prober import ParamikoSshProber
 from azlin_lifecycle.models import VMTarget
 from azlin_lifecycle.simulator import SimulatedFleet
 

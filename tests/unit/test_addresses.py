@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from azlin_lifecycle import paths
-from azlin_lifecycle.adapters.network import (
+from azlin_lifecycle.adapters.azure.network import (
     admin_user,
     arm_id,
     find_key,

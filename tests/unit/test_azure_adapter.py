@@ -12,9 +12,13 @@ import pytest
 from azure.mgmt.compute import models
 from azure.mgmt.compute._utils.model_base import _deserialize
 
-from azlin_lifecycle.adapters.arm_errors import backoff_seconds, error_message, retry_after_seconds
-from azlin_lifecycle.adapters.arm_views import power_info_from_view, resource_group_of, view_of
-from azlin_lifecycle.adapters.azure_login import credential_scope, login_error
+from azlin_lifecycle.adapters.azure.errors import (
+    backoff_seconds,
+    error_message,
+    retry_after_seconds,
+)
+from azlin_lifecycle.adapters.azure.login import credential_scope, login_error
+from azlin_lifecycle.adapters.azure.views import power_info_from_view, resource_group_of, view_of
 from azlin_lifecycle.models import PowerInfo, VMState
 from tests.support.shared import require_shared
 
@@ -52,7 +56,7 @@ def _views_in(body: Any) -> list[PowerInfo]:
 def test_reads_use_the_api_version_of_the_pinned_sdk() -> None:
     from azure.mgmt.compute.operations import _operations
 
-    from azlin_lifecycle.adapters.arm_reads import (
+    from azlin_lifecycle.adapters.azure.reads import (
         API_VERSION,
         instance_view_path,
         list_all_path,
@@ -172,7 +176,7 @@ def test_messages_are_one_line() -> None:
 
 def test_importing_the_adapters_imports_no_sdk() -> None:
     code = (
-        "import sys, azlin_lifecycle.adapters.azure, azlin_lifecycle.adapters.ssh; "
+        "import sys, azlin_lifecycle.adapters.azure.compute, azlin_lifecycle.adapters.ssh.prober; "
         "heavy = [m for m in sys.modules if m.split('.')[0] in "
         "('azure', 'paramiko', 'requests')]; print(heavy)"
     )
@@ -187,7 +191,7 @@ def test_shared_token_cache_runs_the_credential_once_for_all_threads() -> None:
 
     from azure.core.credentials import AccessToken
 
-    from azlin_lifecycle.adapters.azure_login import SharedTokenCache
+    from azlin_lifecycle.adapters.azure.login import SharedTokenCache
 
     calls: list[tuple[str, ...]] = []
 
@@ -219,7 +223,7 @@ def test_shared_token_cache_runs_the_credential_once_for_all_threads() -> None:
 
 # ---------------------------------------------------------------------------- throttling
 def test_remaining_budgets_of_both_header_forms() -> None:
-    from azlin_lifecycle.adapters.arm_limits import remaining_budgets
+    from azlin_lifecycle.adapters.azure.limits import remaining_budgets
 
     headers = {
         "x-ms-ratelimit-remaining-subscription-reads": "249",
@@ -245,20 +249,20 @@ def test_remaining_budgets_of_both_header_forms() -> None:
     ("Microsoft.Compute/SomethingPerVM3Min", 10, True),
 ])
 def test_low_is_ten_percent_of_the_documented_bucket(budget: str, left: int, low: bool) -> None:
-    from azlin_lifecycle.adapters.arm_limits import is_low
+    from azlin_lifecycle.adapters.azure.limits import is_low
 
     assert is_low(budget, left) is low
 
 
 def test_a_low_budget_is_logged_at_most_once_a_minute_per_name(
         caplog: pytest.LogCaptureFixture) -> None:
-    from azlin_lifecycle.adapters.arm_limits import RateLimitWatch
+    from azlin_lifecycle.adapters.azure.limits import RateLimitWatch
 
     now = [1000.0]
     watch = RateLimitWatch(clock=lambda: now[0])
     low_list = {"x-ms-ratelimit-remaining-resource": "Microsoft.Compute/HighCostGet3Min;12"}
     low_reads = {"x-ms-ratelimit-remaining-subscription-reads": "3"}
-    with caplog.at_level("WARNING", logger="azlin_lifecycle.adapters.azure"):
+    with caplog.at_level("WARNING", logger="azlin_lifecycle.adapters.azure.compute"):
         assert watch.observe(low_list) == ["Microsoft.Compute/HighCostGet3Min"]
         now[0] += 59
         assert watch.observe(low_list) == []
@@ -273,7 +277,7 @@ def test_a_low_budget_is_logged_at_most_once_a_minute_per_name(
 
 
 def test_not_before_keeps_the_later_ask_and_expires() -> None:
-    from azlin_lifecycle.adapters.arm_limits import NotBefore
+    from azlin_lifecycle.adapters.azure.limits import NotBefore
 
     now = [0.0]
     hold = NotBefore(clock=lambda: now[0])
@@ -290,7 +294,7 @@ def test_not_before_keeps_the_later_ask_and_expires() -> None:
 
 # ---------------------------------------------------------------------------- listing cache
 def test_listing_is_shared_case_insensitively_until_it_expires() -> None:
-    from azlin_lifecycle.adapters.arm_listing import SubscriptionListings
+    from azlin_lifecycle.adapters.azure.listing import SubscriptionListings
 
     now = [0.0]
     fetched: list[str] = []
@@ -317,7 +321,7 @@ def test_listing_is_shared_case_insensitively_until_it_expires() -> None:
 def test_a_fetch_that_began_before_a_forget_is_not_installed() -> None:
     import threading
 
-    from azlin_lifecycle.adapters.arm_listing import SubscriptionListings
+    from azlin_lifecycle.adapters.azure.listing import SubscriptionListings
 
     began, release = threading.Event(), threading.Event()
     answers = iter(["before repair", "after repair", "later"])
@@ -343,7 +347,7 @@ def test_a_fetch_that_began_before_a_forget_is_not_installed() -> None:
 
 
 def test_provisioning_failure_from_an_instance_view() -> None:
-    from azlin_lifecycle.adapters.arm_views import provisioning_failure
+    from azlin_lifecycle.adapters.azure.views import provisioning_failure
 
     failed = {"statuses": [{"code": "ProvisioningState/failed/AllocationFailed",
                             "level": "Error", "message": "Allocation failed."},

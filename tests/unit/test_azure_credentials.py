@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from azlin_lifecycle.adapters.azure import ArmCompute
-from azlin_lifecycle.adapters.azure_login import SharedTokenCache, build_credential, login_error
+from azlin_lifecycle.adapters.azure.compute import ArmCompute
+from azlin_lifecycle.adapters.azure.login import SharedTokenCache, build_credential, login_error
 from azlin_lifecycle.config import AzureSettings, CredentialKind
 from azlin_lifecycle.errors import HealthCheckError
 from azlin_lifecycle.models import VMTarget

@@ -52,7 +52,7 @@ def test_components_come_from_their_modules() -> None:
 
 def test_the_spec_constructors_build_real_components(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from azlin_lifecycle.adapters.azure import ArmCompute
+    from azlin_lifecycle.adapters.azure.compute import ArmCompute
     from azlin_lifecycle.healing import SelfHealer
     from azlin_lifecycle.health import HealthMonitor
     from azlin_lifecycle.hooks import HookExecutor

@@ -13,9 +13,9 @@ from typing import Any
 import paramiko
 import pytest
 
-from azlin_lifecycle.adapters.deadline import DeadlineWatchdog
-from azlin_lifecycle.adapters.known_hosts import HostKeyChanged, KnownHosts
-from azlin_lifecycle.adapters.ssh_faults import Phase, classify_failure
+from azlin_lifecycle.adapters.ssh.deadline import DeadlineWatchdog
+from azlin_lifecycle.adapters.ssh.faults import Phase, classify_failure
+from azlin_lifecycle.adapters.ssh.known_hosts import HostKeyChanged, KnownHosts
 from azlin_lifecycle.models import SshFault
 from azlin_lifecycle.paths import host_key_name
 
@@ -178,7 +178,7 @@ def test_a_slow_reread_never_hides_keys_recorded_meanwhile(
         tmp_path: Path, keys: list[paramiko.PKey], monkeypatch: pytest.MonkeyPatch) -> None:
     """One shared KnownHosts, first contacts in parallel, file re-reads slowed down: a
     re-read that started before a write must not replace the newer in-memory view."""
-    from azlin_lifecycle.adapters import known_hosts
+    from azlin_lifecycle.adapters.ssh import known_hosts
 
     parse = known_hosts._parse_known_hosts
 

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from ..models import PowerInfo, VMState
+from ...models import PowerInfo, VMState
 
 
 # --------------------------------------------------------------------------- pure mapping

@@ -27,7 +27,7 @@ import socket
 import time
 from enum import Enum
 
-from ..models import SshFault, SshProbeResult
+from ...models import SshFault, SshProbeResult
 from .known_hosts import HostKeyChanged
 
 GENERIC_PREFIX = "ssh error: "

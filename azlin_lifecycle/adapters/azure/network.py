@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from .. import paths
-from ..models import SshFault, SshRoute, VMTarget
-from .arm_reads import list_path
+from ... import paths
+from ...models import SshFault, SshRoute, VMTarget
+from .reads import list_path
 
 # A stable Microsoft.Network API version (the Network spec's stable/2024-05-01, whose
 # NetworkInterfaceGet / PublicIpAddressGet examples the stand-in's shapes follow). The

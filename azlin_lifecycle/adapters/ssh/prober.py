@@ -15,7 +15,7 @@ cached connection that turns out to be broken is dropped and the probe retried o
 fresh one while time remains. Any failed probe drops its connection; so does ``forget``.
 
 Host keys: :mod:`.known_hosts` (accept-new, then pinned). Every failure is an
-:class:`~azlin_lifecycle.models.SshFault` with a reason in words, as :mod:`.ssh_faults`
+:class:`~azlin_lifecycle.models.SshFault` with a reason in words, as :mod:`.faults`
 lists. A command that exits non-zero still means reachable, with ``metrics`` None.
 """
 
@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..metrics_wire import METRICS_COMMAND, parse_metrics
-from ..models import SshFault, SshProbeResult, VMTarget
-from ..paths import expand, host_key_name, known_hosts_path
+from ...metrics_wire import METRICS_COMMAND, parse_metrics
+from ...models import SshFault, SshProbeResult, VMTarget
+from ...paths import expand, host_key_name, known_hosts_path
 from .deadline import DeadlineWatchdog, seconds_left
+from .faults import GENERIC_PREFIX, Phase, ProbeFailure, classify_failure
 from .known_hosts import KnownHosts
-from .ssh_faults import GENERIC_PREFIX, Phase, ProbeFailure, classify_failure
-from .ssh_transport import client_transport_class, prefer_aead_ciphers, prefer_key_types
+from .transport import client_transport_class, prefer_aead_ciphers, prefer_key_types
 
 if TYPE_CHECKING:
     import paramiko
@@ -337,7 +337,7 @@ def _result(output: bytes, status: int, start: float) -> SshProbeResult:
 
 
 if TYPE_CHECKING:
-    from ..ports import SshProber
+    from ...ports import SshProber
 
     def _conforms(prober: ParamikoSshProber) -> SshProber:  # mypy checks the protocol
         return prober

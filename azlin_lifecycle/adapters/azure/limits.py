@@ -1,7 +1,7 @@
 """Azure's throttling signals: remaining-request headers, and Retry-After per subscription.
 
 :class:`RateLimitWatch` reads every ``x-ms-ratelimit-remaining-*`` response header and logs a
-WARNING (logger ``azlin_lifecycle.adapters.azure``) when a budget runs low, at most once a
+WARNING (logger ``azlin_lifecycle.adapters.azure.compute``) when a budget runs low, at most once a
 minute per budget. Two forms exist:
 
 * ARM's own, one number per header: ``x-ms-ratelimit-remaining-subscription-reads: 249``;
@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-LOG = logging.getLogger("azlin_lifecycle.adapters.azure")
+LOG = logging.getLogger("azlin_lifecycle.adapters.azure.compute")
 PREFIX = "x-ms-ratelimit-remaining-"
 LOW_FRACTION = 0.10
 UNKNOWN_LOW = 10

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import fsio
+from ... import fsio
 
 if TYPE_CHECKING:
     import paramiko

@@ -11,10 +11,10 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .. import paths
-from ..config import AzureSettings, CredentialKind
-from ..errors import HealthCheckError
-from .arm_errors import error_message
+from ... import paths
+from ...config import AzureSettings, CredentialKind
+from ...errors import HealthCheckError
+from .errors import error_message
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential

@@ -64,7 +64,7 @@ class ArmReader:
             ARMHttpLoggingPolicy,
         )
 
-        from .. import __version__
+        from ... import __version__
 
         self.base_url = base_url.rstrip("/")
         pipeline = [

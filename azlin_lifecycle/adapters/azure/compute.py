@@ -3,14 +3,14 @@
 :class:`ArmCompute` implements :class:`azlin_lifecycle.ports.ComputeApi`.
 
 Reads (a VM's instance view, a resource group's VMs) go through one
-:class:`~azlin_lifecycle.adapters.arm_reads.ArmReader` as plain JSON (see that module for
+:class:`~azlin_lifecycle.adapters.azure.reads.ArmReader` as plain JSON (see that module for
 why); repairs through one ``ComputeManagementClient`` per subscription, made on first use
 (azure-mgmt-compute is imported then, not before). Both are shared by all threads, each
 with an HTTPS connection pool of up to 64 connections. ``base_url`` is
 ``settings.arm_endpoint``; the token scope is the one the SDK knows for that cloud
 (public, China, US Government — the latter is ``management.core.usgovcloudapi.net``),
 else ``<arm_endpoint>/.default`` (Azure Stack, the local stand-in). ``settings.ca_bundle``
-is used to verify TLS when set. The credential (:mod:`.azure_login`) is ``AzureCliCredential`` (or
+is used to verify TLS when set. The credential (:mod:`.login`) is ``AzureCliCredential`` (or
 ``DefaultAzureCredential`` for ``credential = "default"``, ``ManagedIdentityCredential``
 for ``"managed_identity"``, both with ``managed_identity_client_id`` when set).
 
@@ -37,7 +37,7 @@ missing or expired login (run ``az login``); everything else is
 ``AzureOperationError(message, code)``.
 
 Power states come from ONE paged ``GET /subscriptions/{sub}/providers/Microsoft.Compute/
-virtualMachines?statusOnly=true`` per subscription (see :mod:`.arm_listing`), shared for a few
+virtualMachines?statusOnly=true`` per subscription (see :mod:`.listing`), shared for a few
 seconds by every resource group of that subscription; names and resource groups (taken
 from each item's ``id``) are compared case-insensitively and the returned keys are
 lowercased. The resource-group list with ``$expand=instanceView`` is never sent: Azure's
@@ -45,7 +45,7 @@ REST reference says that expansion "can only be specified if a valid $filter opt
 specified" and real ARM refuses it (400; Azure/azure-rest-api-specs#42411). A 429/503
 with Retry-After on that listing holds further listings of the subscription until then
 (failing at once, without a request); low ``x-ms-ratelimit-remaining-*`` budgets are
-logged (:mod:`.arm_limits`).
+logged (:mod:`.limits`).
 
 Repairs: operations are polled every ``polling_interval`` seconds (or sooner when Azure's
 Retry-After says so). The action's POST is retried only when Azure certainly did not take
@@ -62,27 +62,27 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..config import DEFAULT_ARM_ENDPOINT, AzureSettings
-from ..models import PowerInfo, VMState, VMTarget
-from ..ports import AzureOperationError
-from .arm_errors import (
+from ...config import DEFAULT_ARM_ENDPOINT, AzureSettings
+from ...models import PowerInfo, VMState, VMTarget
+from ...ports import AzureOperationError
+from .errors import (
     RETRY_STATUSES,
     backoff_seconds,
     error_code,
     error_message,
     retry_after_seconds,
 )
-from .arm_limits import NotBefore, RateLimitWatch
-from .arm_listing import SubscriptionListings
-from .arm_views import power_info_from_view, provisioning_failure, resource_group_of, view_of
-from .azure_login import SharedTokenCache, build_credential, credential_scope, login_error
+from .limits import NotBefore, RateLimitWatch
+from .listing import SubscriptionListings
+from .login import SharedTokenCache, build_credential, credential_scope, login_error
+from .views import power_info_from_view, provisioning_failure, resource_group_of, view_of
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.pipeline.transport import RequestsTransport
     from azure.mgmt.compute import ComputeManagementClient
 
-    from .arm_reads import ArmReader
+    from .reads import ArmReader
 
 T = TypeVar("T")
 
@@ -119,7 +119,7 @@ class ArmCompute:
     def instance_view(self, target: VMTarget) -> PowerInfo:
         from azure.core.exceptions import ResourceNotFoundError
 
-        from .arm_reads import instance_view_path
+        from .reads import instance_view_path
 
         reader = self.reader()
         path = instance_view_path(target.subscription_id, target.resource_group, target.name)
@@ -185,7 +185,7 @@ class ArmCompute:
 
     def reader(self) -> ArmReader:
         """The shared reader of instance views and listings (made on first use)."""
-        from .arm_reads import ArmReader
+        from .reads import ArmReader
 
         with self._lock:
             if self._reader is None:
@@ -302,7 +302,7 @@ class ArmCompute:
         """One status-only listing of the subscription: group -> name -> PowerInfo (lowercased)."""
         from azure.core.exceptions import HttpResponseError
 
-        from .arm_reads import list_all_path
+        from .reads import list_all_path
 
         what = f"status-only list of VMs in subscription {subscription_id}"
         self._check_not_before(subscription_id)
@@ -428,7 +428,7 @@ class ArmCompute:
         """The VM's instance view during a repair; every failure is AzureOperationError."""
         from azure.core.exceptions import HttpResponseError
 
-        from .arm_reads import instance_view_path
+        from .reads import instance_view_path
 
         reader = self.reader()
         path = instance_view_path(target.subscription_id, target.resource_group, target.name)
@@ -511,7 +511,7 @@ def _deadline_polling(
 
 
 if TYPE_CHECKING:
-    from ..ports import ComputeApi
+    from ...ports import ComputeApi
 
     def _conforms(compute: ArmCompute) -> ComputeApi:  # mypy checks the protocol
         return compute
