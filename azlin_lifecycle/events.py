@@ -109,3 +109,19 @@ def log_event(
     ``FAILURE_COUNT=2`` and the event's ``MESSAGE_ID``.
     """
     logger.log(level, message, extra=event_fields(event, vm, fields), stacklevel=2)
+
+
+NOISY_LIBRARIES = ("azure", "urllib3", "msal")
+
+
+def quiet_libraries() -> None:
+    """Keep the SDKs' per-request and per-connection chatter out of the journal.
+
+    At INFO the Azure SDK logs every HTTP request with its headers and paramiko every
+    connection; the daemon's own events already say what matters.
+    """
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # paramiko logs every connection reset (a VM rebooting) at ERROR from its own thread;
+    # the SSH adapter turns every failure into a check's reason, so its logs add nothing.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)

@@ -248,6 +248,13 @@ class HealthMonitor(ConfiguredComponent):
         with self._vm_locks[vm_name], self._lock:
             self._failures[vm_name] = 0
 
+    def repaired(self, vm_name: str) -> None:
+        """Azure says a repair of the VM ended: count failures from 0, and read its power
+        state and address afresh (both may have changed)."""
+        self.reset_failures(vm_name)
+        self.forget_power_states()
+        self.forget_vm(vm_name)
+
     # ------------------------------------------------------------------ history
     def get_health_history(self, vm_name: str, limit: int | None = None) -> list[HealthStatus]:
         """Recorded checks of ``vm_name``, oldest first (persisted across restarts)."""

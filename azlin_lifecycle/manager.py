@@ -42,6 +42,13 @@ class LifecycleManager:
     def load(self) -> LifecycleConfig:
         return load_file(self.config_path)
 
+    def config_mtime_ns(self) -> int | None:
+        """The file's modification time (None: no file); the daemon polls it to reload."""
+        try:
+            return self.config_path.stat().st_mtime_ns
+        except OSError:
+            return None
+
     def get_monitoring_status(self, vm_name: str) -> MonitoringStatus:
         vm = self._require(self.load(), vm_name)
         return MonitoringStatus(vm_name=vm_name, enabled=vm.enabled, config=vm)

@@ -41,5 +41,14 @@ class Scheduler:
         waiting = [t for vm, t in self._next.items() if vm not in self._running]
         return max(0.0, min(waiting) - now) if waiting else None
 
+    def wait_budget(self, now: float, ping_every: float | None) -> float:
+        """How long the loop may wait for completions: until the next VM is due, at most
+        0.5 s (to notice stop, reload and config changes) and half the watchdog ping."""
+        until_next = self.seconds_until_next(now)
+        budget = 0.5 if until_next is None else min(0.5, until_next)
+        if ping_every is not None:
+            budget = min(budget, ping_every / 2)
+        return max(0.01, budget)
+
     def running(self) -> frozenset[str]:
         return frozenset(self._running)

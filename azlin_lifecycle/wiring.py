@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,9 @@ from .state import StateStore
 
 if TYPE_CHECKING:
     from . import healing, health, hooks
+    from .ha_role import HaRole
+    from .leadership import LeadershipView
+    from .models import RepairRecord
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,65 @@ def build_hooks(config: LifecycleConfig,
     from .hooks import HookExecutor
 
     return HookExecutor(hooks_of, config.hooks)
+
+
+# --------------------------------------------------------------------------- the daemon's parts
+@dataclass(frozen=True)
+class DaemonParts:
+    monitor: health.HealthMonitor
+    healer: healing.SelfHealer
+    hooks: HookRunner  # with [ha]: runs hooks only while this daemon leads
+    ha: HaRole | None  # None: [ha] is off, the daemon acts alone
+
+
+def build_daemon_parts(
+    config: LifecycleConfig, store: StateStore, *,
+    compute: ComputeApi | None, ssh: SshProber | None, addresses: AddressBook | None,
+    hooks: HookRunner | None, hooks_of: Callable[[str], Mapping[str, str]],
+    on_leadership: Callable[[LeadershipView], None],
+    on_interrupted: Callable[[list[RepairRecord]], None],
+) -> DaemonParts:
+    """The daemon's components, with the adapters it was given or else the real ones.
+    Real hooks read each VM's targets through ``hooks_of`` when they run (reloads apply)."""
+    from .healing import SelfHealer as Healer
+    from .health import HealthMonitor as Monitor
+
+    if hooks is None:
+        hooks = build_hooks(config, hooks_of)
+    if compute is None or ssh is None or config.ha.enabled:
+        load_adapter_libraries(ha=config.ha.enabled)
+    ha, ledger = None, None
+    if config.ha.enabled:
+        from .ha_role import HaRole
+
+        ha = HaRole(build_lease_store(config), config, store, hooks,
+                    on_change=on_leadership, on_interrupted=on_interrupted)
+        hooks, ledger = ha.hooks, ha.ledger
+    compute = compute or build_compute(config)
+    monitor = Monitor(config, compute=compute, ssh=ssh or build_ssh(config),
+                      addresses=addresses or build_address_book(config, compute),
+                      store=store, ledger=ledger)
+    healer = Healer(config, compute=compute, store=store, hooks=hooks, ledger=ledger,
+                    on_repaired=monitor.repaired)
+    return DaemonParts(monitor, healer, hooks, ha)
+
+
+def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, *,
+                own_compute: bool, own_addresses: bool) -> None:
+    """Apply a reloaded configuration to the daemon's components. A new ``[azure]`` gets a
+    new Azure adapter (endpoint or credential changed) unless the daemon was given one."""
+    if new.ha != old.ha:
+        log.warning("[ha] changed; the change takes effect when the daemon restarts "
+                    "(systemctl --user restart azlin-lifecycle)")
+    compute = None
+    if new.azure != old.azure and own_compute:
+        compute = build_compute(new)
+        if own_addresses:
+            parts.monitor.addresses = build_address_book(new, compute)
+    parts.monitor.set_config(new, compute)
+    parts.healer.set_config(new, compute)
+    parts.hooks.apply_settings(new.hooks)  # timeouts and retries apply at once
+    logging.getLogger().setLevel(new.daemon.log_level.value)
 
 
 # --------------------------------------------------------------------------- the spec's names
