@@ -87,7 +87,7 @@ ALWAYS_SET: dict[Event, set[str]] = {
     Event.POWER_CHANGED: _VM | {"PREVIOUS_STATE", "POWER_STATE"}, Event.HOOK_RESULT: set(),
     Event.CONFIG_RELOADED: {"MONITORED"}, Event.CONFIG_RELOAD_FAILED: set(),
     Event.DAEMON_STARTED: {"MONITORED"}, Event.DAEMON_STOPPING: set(),
-    Event.ESCALATION_REDEPLOY: _VM,
+    Event.ESCALATION_REDEPLOY: _VM, Event.REPAIR_SETTLED: _VM | {"ACTION", "SENT"},
 }
 
 
