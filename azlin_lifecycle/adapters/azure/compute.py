@@ -70,6 +70,7 @@ from .errors import (
     backoff_seconds,
     error_code,
     error_message,
+    request_timeouts,
     retry_after_seconds,
 )
 from .limits import NotBefore, RateLimitWatch
@@ -86,7 +87,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT_MAX = 10.0
 POOL_SIZE = 64
 DEFAULT_POLL_SECONDS = 5.0
 THROTTLE_STATUSES = frozenset({429, 503})  # whose Retry-After holds the next listings
@@ -124,7 +124,7 @@ class ArmCompute:
         reader = self.reader()
         path = instance_view_path(target.subscription_id, target.resource_group, target.name)
         try:
-            view = self._call(
+            view = self.call(
                 f"instance view of {target.name}", lambda kw: reader.get(path, **kw),
                 self.timeout,
             )
@@ -151,8 +151,8 @@ class ArmCompute:
 
         reader = self.reader()
         try:
-            return self._call(what, lambda kw: reader.get(path, params, **kw), self.timeout)
-        except HttpResponseError as exc:  # 404 and 400, which _call leaves to callers
+            return self.call(what, lambda kw: reader.get(path, params, **kw), self.timeout)
+        except HttpResponseError as exc:  # 404 and 400, which call leaves to callers
             raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
 
     def restart(self, target: VMTarget, timeout: float) -> None:
@@ -236,7 +236,7 @@ class ArmCompute:
         return self._credential
 
     # ------------------------------------------------------------------ calls
-    def _call(
+    def call(
         self,
         what: str,
         fn: Callable[[dict[str, Any]], T],
@@ -265,7 +265,7 @@ class ArmCompute:
                 raise AzureOperationError(
                     f"{what}: no answer from Azure within {timeout:g} s", "Timeout"
                 )
-            kw = {"connection_timeout": min(left, CONNECT_TIMEOUT_MAX), "read_timeout": left}
+            kw = request_timeouts(left)
             try:
                 return fn(kw)
             except ClientAuthenticationError as exc:
@@ -320,7 +320,7 @@ class ArmCompute:
                 raise
 
         try:
-            vms = self._call(what, fetch, self.timeout)
+            vms = self.call(what, fetch, self.timeout)
         except HttpResponseError as exc:  # 400, 404
             raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
         except AzureOperationError:
@@ -397,7 +397,7 @@ class ArmCompute:
             if left <= 0:
                 raise AzureOperationError(f"{what}: no answer from Azure within {timeout:g} s",
                                           "Timeout")
-            kw = {"connection_timeout": min(left, CONNECT_TIMEOUT_MAX), "read_timeout": left}
+            kw = request_timeouts(left)
             asked: float | None = None
             try:
                 return start(kw)
@@ -434,7 +434,7 @@ class ArmCompute:
         path = instance_view_path(target.subscription_id, target.resource_group, target.name)
         read = f"instance view of {target.name} during {what}"
         try:
-            return self._call(read, lambda kw: reader.get(path, **kw), self.timeout, deadline)
+            return self.call(read, lambda kw: reader.get(path, **kw), self.timeout, deadline)
         except HttpResponseError as exc:  # 404, 400
             raise AzureOperationError(f"{read}: {error_message(exc)}", error_code(exc)) from None
 
