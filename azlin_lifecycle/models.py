@@ -56,7 +56,10 @@ class VMTarget:
 
     An SSH field that is None is not configured: an :class:`~.ports.AddressBook` fills it
     in (the address from Azure, the admin user from the VM's ``osProfile``, the key from
-    azlin's search order) before the VM is probed.
+    azlin's search order) before the VM is probed. ``subscription_from`` and
+    ``resource_group_from`` say where those two values were set ("[vms.web-1]",
+    "azlin context prod, ~/.azlin/contexts/prod.toml", ...), for messages; they take no
+    part in comparing targets.
     """
 
     name: str
@@ -66,6 +69,8 @@ class VMTarget:
     ssh_port: int = 22
     ssh_user: str | None = None
     ssh_key: str | None = None
+    subscription_from: str | None = field(default=None, compare=False)
+    resource_group_from: str | None = field(default=None, compare=False)
 
     @property
     def ssh_resolved(self) -> bool:
