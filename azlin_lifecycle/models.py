@@ -93,6 +93,9 @@ class PowerInfo:
     ``agent_status`` is the VM agent's ``displayStatus`` ("Ready", "Not Ready") and
     ``agent_time`` when it last reported; ``vm_health`` the Application Health
     extension's verdict (``healthy``/``unhealthy``/``unknown``) where it is installed.
+    ``code`` is Azure's error code when Azure answered an error instead of the VM
+    (``ResourceNotFound``, ``ResourceGroupNotFound``, ``SubscriptionNotFound``,
+    ``AuthorizationFailed``), with its words in ``message``.
     """
 
     state: VMState
@@ -102,6 +105,7 @@ class PowerInfo:
     agent_time: dt.datetime | None = None
     agent_message: str | None = None
     vm_health: str | None = None
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ class SshFault(StrEnum):
     Guest-side faults (the VM's end did not answer as a healthy VM does) count toward
     the restart threshold. The others are faults of the monitor's side or of the
     configuration: a restart cannot fix them, so they alert ("needs you") and never count.
+    AZURE_SCOPE is one of those that stops a check before SSH: Azure says the VM's
+    subscription or resource group does not exist, or that this login cannot read it.
     """
 
     REFUSED = "connection refused"
@@ -134,6 +140,7 @@ class SshFault(StrEnum):
     NAME_RESOLUTION = "name resolution failed"
     KEY_UNREADABLE = "private key missing or unreadable"
     NETWORK_DOWN = "monitor's network unreachable"
+    AZURE_SCOPE = "subscription or resource group not found or not readable"
     NOT_APPLICABLE = "SSH not applicable"
     OTHER = "ssh error"
 
