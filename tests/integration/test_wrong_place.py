@@ -172,8 +172,12 @@ def test_the_daemon_says_needs_you_and_never_restarts(fleet: SimulatedFleet,
     ctx = context(azlin_dir, "prod", subscription_id=WRONG_SUB,
                   resource_group=fleet.resource_group)
     config = azlin_dir / "lifecycle-config.toml"
+    hook, alerts = azlin_dir.parent / "alert.sh", azlin_dir.parent / "alerts.log"
+    hook.write_text(f'#!/bin/sh\necho "$EVENT_TYPE|$FAILURE_COUNT|$REASON" >> {alerts}\n')
+    hook.chmod(0o755)
     doc: dict[str, Any] = tomllib.loads(config.read_text())
     doc["vms"]["vm-002"]["enabled"] = False
+    doc["vms"]["vm-001"]["hooks"] = {"on_failure": str(hook)}
     config.write_text(tomli_w.dumps(doc))
     log = azlin_dir.parent / "daemon.log"
     store = StateStore(azlin_dir.parent / "state" / "azlin-lifecycle" / "state.db")
@@ -182,7 +186,7 @@ def test_the_daemon_says_needs_you_and_never_restarts(fleet: SimulatedFleet,
                                 env=env(fleet, azlin_dir), stdout=subprocess.DEVNULL,
                                 stderr=err)
     try:
-        wait_for(lambda: len(store.history("vm-001", 5)) >= 1, 30, "a check of vm-001")
+        wait_for(lambda: alerts.exists(), 30, "the on_failure alert of vm-001")
         time.sleep(1.5)  # a repair it decided on would be POSTed by now
     finally:
         proc.terminate()
@@ -194,6 +198,7 @@ def test_the_daemon_says_needs_you_and_never_restarts(fleet: SimulatedFleet,
     reason = latest[-1].reason
     assert reason is not None and reason.startswith(
         f"subscription {WRONG_SUB} (from azlin context prod, {ctx}) not found: ")
+    assert alerts.read_text().splitlines()[0] == f"on_failure|0|{reason}"
     lines = [line for line in log.read_text().splitlines() if "check_failed" in line]
     assert lines and f"[vm-001] check_failed: vm-001: unhealthy: {reason}" in lines[-1]
     res = subprocess.run([str(BIN / "azlin-lifecycle"), "status"], capture_output=True,
