@@ -116,4 +116,5 @@ def resolve_target(
         ssh_port=vm.ssh_port,
         ssh_user=vm.ssh_user,
         ssh_key=vm.ssh_key,
+        bastion_ref=vm.bastion or config.azure.bastion,
     )
