@@ -18,7 +18,9 @@ The data plane speaks the protocol the Azure CLI's ``bastion`` extension speaks:
   closes the WebSocket with code 1000; a VM that refuses closes it at once, likewise.
 * ``DELETE /api/tokens/{authToken}`` with ``X-Node-Id``: the session ends (404 if unknown).
 
-Frames are read and written with websocket-client's own frame code (no framing of ours).
+Frames are read and written with websocket-client's own frame code (no framing of ours);
+TLS is the client's :class:`~azlin_lifecycle.adapters.bastion.tlschannel.TlsChannel`, since a
+tunnel is read and written by two threads at once.
 Faults (:class:`BastionMode`) come through ``azlin lifecycle simulate bastion MODE``. Nothing
 here logs a token or a path that carries one.
 """
@@ -43,6 +45,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..adapters.bastion.tlschannel import TlsChannel
 from .azcli import TENANT_ID
 from .state import FleetState
 
@@ -270,7 +273,7 @@ class _Tunnel:
     """One WebSocket piped to a VM's SSH server (this thread: client -> VM; a second one:
     VM -> client)."""
 
-    def __init__(self, bastion: SimBastion, session: _Session, client: socket.socket,
+    def __init__(self, bastion: SimBastion, session: _Session, client: TlsChannel,
                  read: Callable[[int], bytes], vm: socket.socket | None) -> None:
         self.bastion = bastion
         self.session = session
@@ -377,6 +380,12 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT
     disable_nagle_algorithm = True
     bastion: SimBastion  # set on the class made per data plane
+
+    def setup(self) -> None:
+        """The connection is a TlsChannel (a tunnel is read and written by two threads)."""
+        self.connection = self.request
+        self.connection.settimeout(self.timeout)
+        self.rfile, self.wfile = self.connection.makefile()
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
@@ -500,11 +509,12 @@ class DataPlane:
                         if not conn.recv(4096):
                             return
                 return
-            conn.settimeout(HANDSHAKE_TIMEOUT)
-            tls = self.context.wrap_socket(conn, server_side=True)
-            tls.settimeout(IDLE_TIMEOUT)
-            self.handler(tls, ("127.0.0.1", 0), self)
-        except (OSError, ssl.SSLError, ValueError):
+            channel = TlsChannel(conn, self.context, server_side=True)
+            with contextlib.suppress(OSError):  # no TCP_NODELAY: not fatal
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            channel.handshake(time.monotonic() + HANDSHAKE_TIMEOUT)
+            self.handler(channel, ("127.0.0.1", 0), self)
+        except (OSError, ValueError):
             return
         finally:
             with self._lock:

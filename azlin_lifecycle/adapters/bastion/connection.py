@@ -5,7 +5,8 @@ azure-core's requests transport honours), else the system's store. The TCP conne
 TLS handshake each get what is left of the deadline as their timeout, and a watchdog shuts
 the socket down at the deadline itself: a server that accepts TCP and then says nothing, or
 trickles, cannot hold an opening past it (a WebSocket library's own open timeout does not
-cover the TLS handshake of a socket it is handed).
+cover the TLS handshake of a socket it is handed). A request is an ``SSLSocket``; a tunnel,
+used by two threads at once, a :class:`~.tlschannel.TlsChannel`.
 
 Failures are :class:`~azlin_lifecycle.ports.TunnelFailure`: the Bastion unreachable (down,
 refused, silent, no route) is the monitor's side; a certificate this machine does not trust
@@ -25,6 +26,7 @@ from ...models import SshFault
 from ...ports import TunnelFailure
 from ..ssh.deadline import DeadlineWatchdog, seconds_left
 from ..ssh.faults import NO_ROUTE_ERRNOS
+from .tlschannel import TlsChannel
 
 UNREACHABLE = SshFault.BASTION_UNREACHABLE.value
 UNUSABLE = SshFault.BASTION_UNUSABLE.value
@@ -66,17 +68,38 @@ def guarded(watchdog: DeadlineWatchdog, deadline: float, sock: socket.socket) ->
         watchdog.cancel(token)
 
 
-def open_tls(name: str, dns_name: str, context: ssl.SSLContext, deadline: float,
-             watchdog: DeadlineWatchdog) -> ssl.SSLSocket:
-    """A TLS connection to the data plane, handshake done, before ``deadline``."""
-    host, port = split_host(dns_name)
-    where = f"({host})"
+def _connect(name: str, host: str, port: int, deadline: float) -> socket.socket:
     try:
         raw = socket.create_connection((host, port), timeout=seconds_left(deadline))
     except OSError as exc:
-        raise _failure(name, where, exc, deadline) from None
+        raise _failure(name, f"({host})", exc, deadline) from None
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return raw
+
+
+def open_channel(name: str, dns_name: str, context: ssl.SSLContext, deadline: float,
+                 watchdog: DeadlineWatchdog) -> TlsChannel:
+    """A TLS connection for a tunnel (read and written by two threads at once), handshake
+    done, before ``deadline``."""
+    host, port = split_host(dns_name)
+    raw = _connect(name, host, port, deadline)
+    channel = TlsChannel(raw, context, server_hostname=host)
     try:
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with guarded(watchdog, deadline, raw):
+            channel.handshake(deadline)
+    except OSError as exc:
+        channel.close()
+        raise _failure(name, f"({host})", exc, deadline) from None
+    return channel
+
+
+def open_tls(name: str, dns_name: str, context: ssl.SSLContext, deadline: float,
+             watchdog: DeadlineWatchdog) -> ssl.SSLSocket:
+    """A TLS connection for one request at a time, handshake done, before ``deadline``."""
+    host, port = split_host(dns_name)
+    where = f"({host})"
+    raw = _connect(name, host, port, deadline)
+    try:
         tls = context.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
     except (OSError, ValueError) as exc:
         raw.close()

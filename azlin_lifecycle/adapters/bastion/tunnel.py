@@ -28,7 +28,7 @@ from urllib.parse import quote
 from ...models import BastionEndpoint, SshFault
 from ...ports import TunnelFailure
 from ..ssh.deadline import DeadlineWatchdog
-from .connection import open_tls, trust_context, unusable
+from .connection import open_channel, trust_context, unusable
 from .discovery import DEVELOPER_SKUS
 from .exchange import Session, delete, exchange
 from .wsstream import WebSocketStream, open_websocket
@@ -94,8 +94,8 @@ class BastionTunnels:
             with self._lock:
                 self.reexchanges += 1
         try:
-            tls = open_tls(endpoint.name, endpoint.dns_name, self.context, deadline,
-                           self._watchdog)
+            tls = open_channel(endpoint.name, endpoint.dns_name, self.context, deadline,
+                               self._watchdog)
             ws = open_websocket(endpoint.name, tls, tunnel_url(endpoint, session), deadline,
                                 self._watchdog)
         except TunnelFailure:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 from ...ports import TunnelFailure
 from ..ssh.deadline import DeadlineWatchdog, seconds_left
 from .connection import guarded, unreachable
+from .tlschannel import TlsChannel
 
 if TYPE_CHECKING:
     import websocket
@@ -39,14 +39,14 @@ NORMAL_CLOSE = 1000
 CLOSE_SEND_TIMEOUT = 1.0
 
 
-def open_websocket(name: str, tls: ssl.SSLSocket, url: str, deadline: float,
+def open_websocket(name: str, tls: TlsChannel, url: str, deadline: float,
                    watchdog: DeadlineWatchdog) -> websocket.WebSocket:
     """The WebSocket handshake on ``tls`` before ``deadline``; ``url`` is a secret."""
     import websocket
 
     ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
     try:
-        with guarded(watchdog, deadline, tls):
+        with guarded(watchdog, deadline, tls):  # type: ignore[arg-type]
             tls.settimeout(seconds_left(deadline))
             ws.connect(url, socket=tls, timeout=seconds_left(deadline), redirect_limit=0)  # type: ignore[no-untyped-call]
     except websocket.WebSocketBadStatusException as exc:
