@@ -397,7 +397,7 @@ class ArmAddressBook:
                          fresh: bool) -> list[Any]:
         """Every Bastion of the resource group (all pages), shared by its VMs."""
         key = (subscription_id.lower(), resource_group.lower())
-        with self._vm_lock("\0bastions:" + "/".join(key)):
+        with self._vm_lock("/".join(("", *key))):  # a group's lock: no VM name has a "/"
             with self._lock:
                 cached = self._bastion_lists.get(key)
             age = BASTION_RETRY_AGE if fresh else self.max_age

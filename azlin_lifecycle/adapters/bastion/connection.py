@@ -21,6 +21,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 from ...models import SshFault
 from ...ports import TunnelFailure
@@ -54,8 +55,12 @@ def unusable(name: str, what: str) -> TunnelFailure:
     return TunnelFailure(SshFault.BASTION_UNUSABLE, f"{UNUSABLE}: {what}")
 
 
+class Closable(Protocol):
+    def shutdown(self, how: int) -> None: ...
+
+
 @contextlib.contextmanager
-def guarded(watchdog: DeadlineWatchdog, deadline: float, sock: socket.socket) -> Iterator[None]:
+def guarded(watchdog: DeadlineWatchdog, deadline: float, sock: Closable) -> Iterator[None]:
     """Shut ``sock`` down if the block is still running at ``deadline``."""
     def abort() -> None:
         with contextlib.suppress(OSError):

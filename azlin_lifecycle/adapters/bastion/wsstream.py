@@ -46,7 +46,7 @@ def open_websocket(name: str, tls: TlsChannel, url: str, deadline: float,
 
     ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
     try:
-        with guarded(watchdog, deadline, tls):  # type: ignore[arg-type]
+        with guarded(watchdog, deadline, tls):
             tls.settimeout(seconds_left(deadline))
             ws.connect(url, socket=tls, timeout=seconds_left(deadline), redirect_limit=0)  # type: ignore[no-untyped-call]
     except websocket.WebSocketBadStatusException as exc:
