@@ -263,7 +263,7 @@ class ParamikoSshProber:
             self._watchdog.cancel(token)
 
     def _socket(self, target: VMTarget, host: str,
-              deadline: float) -> socket.socket | TunnelSocket:
+                deadline: float) -> socket.socket | TunnelSocket:
         """A TCP connection to the target, or its tunnel when it is behind a Bastion."""
         if target.bastion is not None:
             if self.tunnels is None:
