@@ -206,14 +206,18 @@ class HealthMonitor(ConfiguredComponent):
                 probe = SshProbeResult(False, "address unknown: Azure could not say where the "
                                        f"VM is ({exc})", fault=SshFault.OTHER)
             else:
-                if route.target is None:
+                if route.target is None and route.fault is not None:
+                    # No way there that a restart could open (a Bastion that cannot be used).
+                    probe = SshProbeResult(False, route.via, fault=route.fault)
+                elif route.target is None:
                     status = self._judge_by_azure(target, route.via, time.monotonic() - started)
                     self.store.add_checks([status])
                     return status
-                target, via = route.target, route.via
-                with self._lock:
-                    self._routed[target.name] = target
-                probe = self.ssh.probe(target, self.config.daemon.ssh_timeout_seconds)
+                else:
+                    target, via = route.target, route.via
+                    with self._lock:
+                        self._routed[target.name] = target
+                    probe = self.ssh.probe(target, self.config.daemon.ssh_timeout_seconds)
         in_grace = self._in_grace(target.name)
         healthy = probe is not None and probe.reachable
         status = HealthStatus(

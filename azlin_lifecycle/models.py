@@ -52,6 +52,28 @@ class VMState(StrEnum):
 
 
 @dataclass(frozen=True)
+class BastionEndpoint:
+    """An Azure Bastion's native-client tunnel to one VM: what opening it needs.
+
+    ``dns_name`` is the Bastion's ``properties.dnsName`` (its data plane's host), ``sku``
+    its ``sku.name`` (Standard and Premium tunnel on ``/webtunnelv2``, Developer on
+    ``/omni/webtunnel``), ``vm_resource_id`` the VM's ARM id (what the token exchange asks
+    for). No secrets here: tokens live only inside the tunnel that uses them.
+    """
+
+    name: str  # "azlin-bastion-westus2"
+    dns_name: str
+    sku: str
+    vm_resource_id: str
+
+    @property
+    def host_key_name(self) -> str:
+        """Whom the VM's SSH host key is recorded for: the VM itself (its resource id),
+        since its private address may repeat in another resource group's network."""
+        return self.vm_resource_id.lower()
+
+
+@dataclass(frozen=True)
 class VMTarget:
     """Everything needed to reach one VM: where it lives in Azure and over SSH.
 
@@ -60,7 +82,10 @@ class VMTarget:
     azlin's search order) before the VM is probed. ``subscription_from`` and
     ``resource_group_from`` say where those two values were set ("[vms.web-1]",
     "azlin context prod, ~/.azlin/contexts/prod.toml", ...), for messages; they take no
-    part in comparing targets.
+    part in comparing targets. ``bastion`` is set by the address book when the VM is
+    reached through an Azure Bastion tunnel (``ssh_host`` is then the VM's private IP, for
+    the record); ``bastion_ref`` is the configured ``bastion`` (a name or a resource id),
+    None to look one up in the VM's resource group.
     """
 
     name: str
@@ -72,6 +97,8 @@ class VMTarget:
     ssh_key: str | None = None
     subscription_from: str | None = field(default=None, compare=False)
     resource_group_from: str | None = field(default=None, compare=False)
+    bastion: BastionEndpoint | None = None
+    bastion_ref: str | None = None
 
     @property
     def ssh_resolved(self) -> bool:
@@ -81,10 +108,13 @@ class VMTarget:
 @dataclass(frozen=True)
 class SshRoute:
     """How to reach a VM over SSH (``target`` with every SSH field set), or why it cannot
-    be reached that way (``target`` None: SSH not applicable, judge by Azure's view)."""
+    be reached that way (``target`` None). Without a ``fault``, SSH is not applicable and
+    the VM is judged by Azure's view; with one, that fault is the check's result (a Bastion
+    that cannot be used "needs you")."""
 
     target: VMTarget | None
-    via: str  # "configured address", "public IP 20.1.2.3", "Bastion tunnel 127.0.0.1:50022"
+    via: str  # "configured address", "public IP 20.1.2.3", "Bastion azlin-bastion-westus2"
+    fault: SshFault | None = None
 
 
 @dataclass(frozen=True)
@@ -126,10 +156,11 @@ class SshFault(StrEnum):
     """Why an SSH probe failed, and so whether a restart could help.
 
     Guest-side faults (the VM's end did not answer as a healthy VM does) count toward
-    the restart threshold. The others are faults of the monitor's side or of the
-    configuration: a restart cannot fix them, so they alert ("needs you") and never count.
-    AZURE_SCOPE is one of those that stops a check before SSH: Azure says the VM's
-    subscription or resource group does not exist, or that this login cannot read it.
+    the restart threshold. The others are faults of the monitor's side (its network, the
+    Bastion on its way) or of the configuration: a restart cannot fix them, so they alert
+    ("needs you") and never count. AZURE_SCOPE is one of those that stops a check before
+    SSH: Azure says the VM's subscription or resource group does not exist, or that this
+    login cannot read it.
     """
 
     REFUSED = "connection refused"
@@ -143,6 +174,8 @@ class SshFault(StrEnum):
     KEY_UNREADABLE = "private key missing or unreadable"
     NETWORK_DOWN = "monitor's network unreachable"
     AZURE_SCOPE = "subscription or resource group not found or not readable"
+    BASTION_UNUSABLE = "Bastion not usable"  # missing, Basic SKU, tunneling off, refused us
+    BASTION_UNREACHABLE = "Bastion unreachable"  # down, 5xx, WebSocket refused or dropped
     NOT_APPLICABLE = "SSH not applicable"
     OTHER = "ssh error"
 

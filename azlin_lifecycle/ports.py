@@ -13,9 +13,11 @@ from typing import Protocol
 from .config import HookSettings
 from .models import (
     AzureMark,
+    BastionEndpoint,
     PowerInfo,
     RepairAction,
     RepairRecord,
+    SshFault,
     SshProbeResult,
     SshRoute,
     VMTarget,
@@ -76,6 +78,50 @@ class SshProber(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class TunnelFailure(Exception):
+    """Opening or using a tunnel to a VM failed, and whose side it is on (``fault``).
+
+    The message is one line in words; it never holds a token or a tunnel's URL.
+    """
+
+    def __init__(self, fault: SshFault, message: str) -> None:
+        super().__init__(message)
+        self.fault = fault
+
+
+class TunnelSocket(Protocol):
+    """A tunnel to a VM's SSH port, as paramiko's ``Transport`` uses a socket."""
+
+    def send(self, data: bytes) -> int: ...
+
+    def recv(self, size: int) -> bytes: ...
+
+    def settimeout(self, timeout: float | None) -> None: ...
+
+    def shutdown(self, how: int) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def failure(self) -> TunnelFailure | None:
+        """Why the tunnel ended, when the tunnel itself was at fault (not the VM's end
+        closing it, not a close of ours); None while it is open."""
+        ...
+
+
+class TunnelOpener(Protocol):
+    """Opens tunnels through an Azure Bastion (the real one: adapters.bastion)."""
+
+    def open(self, endpoint: BastionEndpoint, port: int, deadline: float) -> TunnelSocket:
+        """A tunnel to ``port`` of the endpoint's VM, open before ``deadline``
+        (``time.monotonic``), else TunnelFailure saying whose side failed."""
+        ...
+
+    def close(self) -> None:
+        """Finish what closed tunnels left to do (their clean-up), briefly."""
+        ...
 
 
 class HookRunner(Protocol):

@@ -56,7 +56,8 @@ def check_reason(target: VMTarget, state: VMState, power: PowerInfo | None,
         return f"VM is {state.value} in Azure"
     text = f"SSH {probe.reason or 'failed'}"
     if probe.fault is not None and probe.fault.needs_you:
-        text += f": {fault_hint(probe.fault, target)}; a restart cannot fix this (not counted)"
+        hint = fault_hint(probe.fault, target)
+        text += (f": {hint}" if hint else "") + "; a restart cannot fix this (not counted)"
     if azure_error:
         text += f"; Azure: {azure_error}"
     if in_grace:
@@ -65,8 +66,10 @@ def check_reason(target: VMTarget, state: VMState, power: PowerInfo | None,
 
 
 def fault_hint(fault: SshFault, target: VMTarget) -> str:
-    """What a person should fix for a fault on the monitor's side or in the config."""
+    """What a person should fix for a fault on the monitor's side or in the config ("" when
+    the probe's reason says it already, as a Bastion's do)."""
     vm, host, port = target.name, target.ssh_host, target.ssh_port
+    recorded = target.bastion.host_key_name if target.bastion else host or ""
     hints = {
         SshFault.AUTH_FAILED:
             f"the VM refused key {target.ssh_key} for user {target.ssh_user}; check ssh_user "
@@ -74,7 +77,7 @@ def fault_hint(fault: SshFault, target: VMTarget) -> str:
         SshFault.HOST_KEY_CHANGED:
             f"{host}:{port} presents a host key other than the one recorded in "
             f"{known_hosts_path()}; if the VM was rebuilt, remove the old entry "
-            f"(ssh-keygen -R '{host_key_name(host or '', port)}' -f {known_hosts_path()})",
+            f"(ssh-keygen -R '{host_key_name(recorded, port)}' -f {known_hosts_path()})",
         SshFault.NAME_RESOLUTION:
             f"{host!r} does not resolve; fix ssh_host, or unset it to use the address Azure "
             "reports",
@@ -82,6 +85,10 @@ def fault_hint(fault: SshFault, target: VMTarget) -> str:
             "set ssh_key to a readable private key without a passphrase",
         SshFault.NETWORK_DOWN:
             f"this machine has no route to {host}; check the monitor's own network",
+        SshFault.BASTION_UNUSABLE: "",
+        SshFault.BASTION_UNREACHABLE:
+            "the tunnel's side (this machine's network or Azure Bastion), not the VM's; "
+            "checked again at the next interval",
     }
     return hints.get(fault, f"check the VM's SSH settings (azlin lifecycle show {vm})")
 

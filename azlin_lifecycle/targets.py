@@ -122,6 +122,7 @@ def resolve_target(config: LifecycleConfig, vm_name: str, azlin: AzlinSettings |
         ssh_key=vm.ssh_key,
         subscription_from=subscription.origin,
         resource_group_from=group.origin,
+        bastion_ref=vm.bastion or config.azure.bastion,
     )
 
 

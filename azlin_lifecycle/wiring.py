@@ -9,15 +9,16 @@ libraries are imported inside the builders, so importing this module stays cheap
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import HaCredential, HookSettings, LifecycleConfig
+from .config import DEFAULT_ARM_ENDPOINT, HaCredential, HookSettings, LifecycleConfig
 from .errors import LifecycleConfigError
 from .manager import LifecycleManager
-from .ports import AddressBook, ComputeApi, HookRunner, LeaseStore, SshProber
+from .ports import AddressBook, ComputeApi, HookRunner, LeaseStore, SshProber, TunnelOpener
 from .state import StateStore
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def load_adapter_libraries(ha: bool = False) -> None:
     # run `Match exec` lines of ~/.ssh/config, which the SSH adapter never reads. None in
     # sys.modules makes that optional import fail at once, a case paramiko handles.
     sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
-    names = ["azure.identity", "azure.mgmt.core", "requests", "paramiko"]
+    names = ["azure.identity", "azure.mgmt.core", "requests", "paramiko", "websocket"]
     for name in names + (["azure.storage.blob"] if ha else []):
         importlib.import_module(name)
 
@@ -52,10 +53,26 @@ def build_compute(config: LifecycleConfig) -> ComputeApi:
 
 
 def build_ssh(config: LifecycleConfig) -> SshProber:
+    """The SSH prober, with the tunnel opener for VMs behind an Azure Bastion."""
     from .adapters.ssh.prober import ParamikoSshProber
 
     return ParamikoSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
-                             max_open=config.daemon.max_open_ssh_connections)
+                             max_open=config.daemon.max_open_ssh_connections,
+                             tunnels=build_tunnels(config))
+
+
+def build_tunnels(config: LifecycleConfig) -> TunnelOpener:
+    """Bastion tunnels with the ``[azure]`` login (its ARM token) and TLS trust
+    (``ca_bundle``, else REQUESTS_CA_BUNDLE, else the system's), as ArmCompute has them.
+    Nothing is asked of Azure until a tunnel is opened."""
+    from .adapters.azure.login import SharedTokenCache, build_credential, credential_scope
+    from .adapters.bastion.tunnel import BastionTunnels
+
+    azure = config.azure
+    seconds = max(1, math.ceil(min(config.daemon.azure_timeout_seconds, 10.0)))
+    credential = SharedTokenCache(build_credential(azure, seconds))
+    endpoint = (azure.arm_endpoint or DEFAULT_ARM_ENDPOINT).rstrip("/")
+    return BastionTunnels(credential, credential_scope(endpoint), ca_bundle=azure.ca_bundle)
 
 
 def build_address_book(config: LifecycleConfig, compute: ComputeApi) -> AddressBook:

@@ -46,8 +46,10 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
 @contextlib.contextmanager
 def simulator(directory: Path, vms: int, *, boot_seconds: float = 5.0,
               operation_seconds: float = 1.0, command_seconds: float = 0.0,
-              timeout: float = 120.0) -> Iterator[tuple[SimulatorClient, int, float]]:
-    """A simulated fleet in its own process: (client, pid, seconds until it was ready)."""
+              timeout: float = 120.0,
+              private: bool = False) -> Iterator[tuple[SimulatorClient, int, float]]:
+    """A simulated fleet in its own process: (client, pid, seconds until it was ready);
+    ``private``: VMs without a public IP, behind the stand-in Azure Bastion."""
     directory.mkdir(parents=True, exist_ok=True)
     log = (directory / "simulator.log").open("wb")
     began = time.monotonic()
@@ -55,7 +57,7 @@ def simulator(directory: Path, vms: int, *, boot_seconds: float = 5.0,
         [sys.executable, "-m", "azlin_lifecycle.simulator", "--vms", str(vms),
          "--dir", str(directory), "--boot-seconds", str(boot_seconds),
          "--operation-seconds", str(operation_seconds),
-         "--command-seconds", str(command_seconds)],
+         "--command-seconds", str(command_seconds)] + (["--private"] if private else []),
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         info = directory / "simulator.json"

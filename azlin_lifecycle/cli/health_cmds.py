@@ -49,8 +49,9 @@ def _print_status(s: HealthStatus) -> None:
             ("power state", s.state.value),
             ("provisioning", s.provisioning_state),
             ("vm agent", s.agent_status),
-            ("ssh", ("reachable" if s.ssh_reachable else "unreachable") if s.ssh_checked
-             else "not tried (VM not running)"),
+            ("ssh", (("reachable" if s.ssh_reachable else "unreachable")
+                     + (f" ({s.ssh_via})" if s.ssh_reachable and s.ssh_via else ""))
+             if s.ssh_checked else "not tried (VM not running)"),
             ("consecutive failures", s.ssh_failures),
             ("cpu / memory / disk", "-" if m is None else
              f"{_pct(m.cpu_percent)} / {_pct(m.memory_percent)} / {_pct(m.disk_percent)}"),

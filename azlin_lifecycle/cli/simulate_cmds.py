@@ -23,6 +23,9 @@ DIR_OPTION = click.option(
 SSH_MODES = ("up", "refused", "hung", "auth_fail", "host_key_changed", "slow")
 POWER = ("starting", "running", "stopping", "stopped", "deallocating", "deallocated")
 ACTIONS = ("restart", "start", "powerOff", "deallocate", "redeploy")
+BASTION_MODES = ("up", "tunneling_disabled", "basic", "developer", "missing", "elsewhere",
+                 "exchange_401", "exchange_403", "exchange_500", "drop", "refuse", "down",
+                 "hang")  # simulator.bastion.BastionMode (not imported: the CLI starts fast)
 
 
 def _client(directory: Path) -> SimulatorClient:
@@ -49,15 +52,22 @@ def simulate_group() -> None:
 @click.option("--retry-after", type=click.IntRange(0), default=None,
               help="Retry-After seconds on 202s and InProgress polls (default: none, as "
               "real ARM may send none).")
+@click.option("--private", is_flag=True,
+              help="VMs without a public IP (their private IP does not answer from here), "
+              "as azlin makes them: reached through the stand-in Bastion.")
+@click.option("--bastion/--no-bastion", default=None,
+              help="Run a stand-in Azure Bastion in the resource group (default: with "
+              "--private).")
 def run(directory: Path, vms: int, boot_seconds: float, operation_seconds: float,
-        resource_group: str, retry_after: int | None) -> None:
+        resource_group: str, retry_after: int | None, private: bool,
+        bastion: bool | None) -> None:
     """Run the simulator until Ctrl-C or SIGTERM; writes DIR/simulator.json."""
     from ..simulator import SimulatedFleet
     from ..simulator.runner import serve_forever
 
     fleet = SimulatedFleet(directory, vms, resource_group=resource_group,
                            boot_seconds=boot_seconds, operation_seconds=operation_seconds,
-                           retry_after=retry_after)
+                           retry_after=retry_after, private=private, bastion=bastion)
 
     def ready(fleet: SimulatedFleet, seconds: float) -> None:
         click.echo(f"Simulating {len(fleet.vm_names)} VMs in resource group "
@@ -88,6 +98,11 @@ def status(directory: Path, as_json: bool) -> None:
                f"latency {data['arm_latency']}s, "
                + (f"fault {fault['status']} x{fault['remaining']}" if fault["remaining"]
                   else "no fault pending"))
+    bastion = data.get("bastion")
+    if bastion:
+        click.echo(f"Bastion {bastion['name']} ({bastion['sku']}, {bastion['location']}) "
+                   f"at {bastion['dns_name']}: {bastion['mode']}, {bastion['open_tunnels']} "
+                   f"tunnels open, {bastion['exchanges']} token exchanges")
 
 
 @simulate_group.command()
@@ -122,6 +137,19 @@ def public_ip(directory: Path, vm: str, setting: str) -> None:
     client.set_public_ip(vm, setting == "new")
     address = client.public_ip(vm)
     click.echo(f"{vm}: public IP {address}" if address else f"{vm}: private-only (no public IP)")
+
+
+@simulate_group.command(name="bastion")
+@DIR_OPTION
+@click.argument("mode", type=click.Choice(BASTION_MODES), metavar="MODE")
+def bastion_cmd(directory: Path, mode: str) -> None:
+    """Set how the stand-in Azure Bastion behaves: up, or a fault. In ARM:
+    tunneling_disabled, basic, developer (SKU), missing, elsewhere (another region). Its
+    data plane: exchange_401/403/500 (the token exchange), drop (tunnels cut mid-session),
+    refuse (WebSocket answered 503), down (connections refused), hang (TCP accepted, then
+    silence)."""
+    _client(directory).set_bastion_mode(mode)
+    click.echo(f"Bastion: {mode}")
 
 
 @simulate_group.command(name="arm-fault")

@@ -165,6 +165,8 @@ def show(app: AppContext, vm: str, as_json: bool) -> None:
             ("ssh_port", cfg.ssh_port),
             ("ssh_user", cfg.ssh_user or RESOLVED),
             ("ssh_key", cfg.ssh_key or "(azlin's search order: ~/.ssh/azlin_key, ...)"),
+            ("bastion", cfg.bastion or "(the [azure] one, else the resource group's in the "
+                                       "VM's region)"),
         ]
         + [(f"hook {k}", v) for k, v in sorted(cfg.hooks.items())]
     )

@@ -104,6 +104,7 @@ class MonitoringConfig:
     ssh_user: str | None = field(default=None, metadata=accepts(TEXT))
     ssh_key: str | None = field(default=None, metadata=accepts(TEXT))
     dry_run: bool = field(default=False, metadata=accepts(BOOL))
+    bastion: str | None = field(default=None, metadata=accepts(TEXT))  # a name or an ARM id
 
     def __post_init__(self) -> None:
         self.validated("MonitoringConfig", "")
@@ -155,6 +156,7 @@ class AzureSettings:
     ca_bundle: str | None = field(default=None, metadata=accepts(TEXT))
     # A user-assigned identity (its client id); None: the VM's system-assigned identity.
     managed_identity_client_id: str | None = field(default=None, metadata=accepts(GUID))
+    bastion: str | None = field(default=None, metadata=accepts(TEXT))  # a name or an ARM id
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from . import armjson
+from .bastion import SimBastion
 from .network import SimNetwork, VmAddresses
 from .state import ArmError, FleetState, Operation, SimVM
 
@@ -38,6 +39,8 @@ _NET = _SUB + r"/resourcegroups/(?P<rg>[^/]+)/providers/microsoft\.network"
 ROUTES += [
     ("nic", re.compile(_NET + r"/networkinterfaces/(?P<nic>[^/]+)$", re.I)),
     ("public_ip", re.compile(_NET + r"/publicipaddresses/(?P<pip>[^/]+)$", re.I)),
+    ("bastion_list", re.compile(_NET + r"/bastionhosts/?$", re.I)),
+    ("bastion_get", re.compile(_NET + r"/bastionhosts/(?P<bastion>[^/]+)$", re.I)),
 ]
 ACTION_NAMES = {"restart": "restart", "start": "start", "poweroff": "powerOff",
                 "deallocate": "deallocate", "redeploy": "redeploy"}
@@ -142,6 +145,7 @@ class ArmApi:
     # AuthorizationFailed) or "resource_group" (the group's requests do, and the
     # subscription's listing leaves its VMs out: ARM lists only what the caller may read).
     denied: str | None = None
+    bastion: SimBastion | None = None  # the resource group's Bastion, if the fleet has one
 
     def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
                  retry_after: int | None = None, control: ControlHandler | None = None) -> None:
@@ -381,6 +385,26 @@ class ArmApi:
                                          public=True)
             body = armjson.public_ip_body(vm, self.subscription_id, rg, entry.public_ip)
         return Response.json(200, body)
+
+    def _bastion_bodies(self, rg: str) -> list[Json]:
+        bastion = self.bastion
+        if bastion is None or not bastion.exists():
+            return []
+        return [armjson.bastion_body(bastion.name, self.subscription_id, rg, bastion.region,
+                                     bastion.sku(), bastion.tunneling(), bastion.dns_name)]
+
+    def _bastion_list(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        rg = self._check_rg(groups["rg"])
+        _network_api(query, "bastionHosts")
+        return Response.json(200, {"value": self._bastion_bodies(rg)})
+
+    def _bastion_get(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        rg = self._check_rg(groups["rg"])
+        _network_api(query, "bastionHosts")
+        for body in self._bastion_bodies(rg):
+            if body["name"].lower() == groups["bastion"].lower():
+                return Response.json(200, body)
+        raise _network_not_found("bastionHosts", groups["bastion"], rg)
 
 
 def _expand(query: dict[str, list[str]]) -> bool:

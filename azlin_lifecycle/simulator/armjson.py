@@ -209,3 +209,33 @@ def public_ip_body(vm: SimVM, subscription_id: str, resource_group: str,
             "id": network_path(subscription_id, resource_group, "publicIPAddresses",
                                f"{vm.name}-ip"),
             "type": "Microsoft.Network/publicIPAddresses", "properties": props}
+
+
+def bastion_body(name: str, subscription_id: str, resource_group: str, location: str,
+                 sku: str, tunneling: bool, dns_name: str) -> dict[str, Any]:
+    """A Bastion as BastionHostGet.json (Standard) or BastionHostDeveloperGet.json shows it."""
+    rid = network_path(subscription_id, resource_group, "bastionHosts", name)
+    vnet = network_path(subscription_id, resource_group, "virtualNetworks",
+                        f"{resource_group}-vnet")
+    props: dict[str, Any] = {"provisioningState": "Succeeded", "dnsName": dns_name}
+    if sku == "Developer":
+        props.update({"virtualNetwork": {"id": vnet}, "ipConfigurations": []})
+    else:
+        props.update({
+            "scaleUnits": 2, "disableCopyPaste": False, "enableTunneling": tunneling,
+            "enableIpConnect": False, "enableShareableLink": False, "enableKerberos": False,
+            "enableSessionRecording": False, "enablePrivateOnlyBastion": False,
+            "ipConfigurations": [{
+                "name": "bastionHostIpConfiguration",
+                "id": f"{rid}/bastionHostIpConfigurations/bastionHostIpConfiguration",
+                "type": "Microsoft.Network/bastionHosts/bastionHostIpConfigurations",
+                "properties": {
+                    "provisioningState": "Succeeded", "privateIPAllocationMethod": "Dynamic",
+                    "subnet": {"id": f"{vnet}/subnets/AzureBastionSubnet"},
+                    "publicIPAddress": {"id": network_path(
+                        subscription_id, resource_group, "publicIPAddresses", f"{name}-ip")}}}],
+        })
+    return {"name": name, "id": rid, "type": "Microsoft.Network/bastionHosts",
+            "etag": 'W/"00000000-0000-0000-0000-000000000000"', "location": location,
+            "sku": {"name": sku}, "zones": [], "properties": props}
+

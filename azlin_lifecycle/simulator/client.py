@@ -111,6 +111,10 @@ class SimulatorClient(FleetFacts):
         self._request("POST", "arm-fault", {"status": status, "count": count,
                                             "retry_after": retry_after, "accept": accept})
 
+    def set_bastion_mode(self, mode: str) -> None:
+        """How the stand-in Bastion behaves (``simulate bastion MODE``)."""
+        self._request("POST", "bastion", {"mode": mode})
+
     def set_arm_latency(self, seconds: float) -> None:
         self._request("POST", "arm-latency", {"seconds": seconds})
 

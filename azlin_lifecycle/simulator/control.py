@@ -28,6 +28,9 @@ def make_control(fleet: SimulatedFleet) -> ControlHandler:
             if method == "POST" and parts == ["arm-latency"]:
                 fleet.set_arm_latency(float(args["seconds"]))
                 return 200, {"ok": True}
+            if method == "POST" and parts == ["bastion"]:
+                fleet.set_bastion_mode(str(args["mode"]))
+                return 200, {"ok": True}
             if method == "POST" and parts == ["vms"]:
                 return 200, {"added": fleet.add_vms(int(args["count"]))}
             if method == "POST" and len(parts) == 3 and parts[0] == "vms":

@@ -1,4 +1,5 @@
-"""SimulatedFleet: a stand-in Azure (ARM over HTTPS) plus one real SSH endpoint per VM."""
+"""SimulatedFleet: a stand-in Azure (ARM over HTTPS) plus one real SSH endpoint per VM, and
+optionally a stand-in Azure Bastion (:mod:`.bastion`) for VMs without a public IP."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from ..config import check_vm_name
 from ..errors import SimulatorError
 from ..models import VMMetrics
+from . import armjson
 from .arm_api import DENIABLE, ArmApi
 from .azcli import LOGGED_OUT_FLAG, write_az
+from .bastion import BastionMode, SimBastion
 from .facts import FleetFacts
 from .network import SimNetwork, VmAddresses
 from .scheduler import Scheduler
@@ -25,13 +28,21 @@ if TYPE_CHECKING:
 
 
 class SimulatedFleet(FleetFacts):
-    """Start with ``with SimulatedFleet(workdir, 3) as fleet:`` (or start()/stop())."""
+    """Start with ``with SimulatedFleet(workdir, 3) as fleet:`` (or start()/stop()).
+
+    ``private``: new VMs get no public IP (only a private one, which does not answer from
+    here), as azlin's VMs since April 2026. ``bastion``: run a stand-in Azure Bastion in the
+    resource group (None: when ``private``).
+    """
 
     def __init__(self, workdir: Path, vm_count: int = 3, *, resource_group: str = "rg-sim",
                  subscription_id: str = "00000000-0000-0000-0000-0000000000aa",
                  name_prefix: str = "vm-", boot_seconds: float = 5.0,
                  operation_seconds: float = 1.0, page_size: int = 50,
-                 retry_after: int | None = None, command_seconds: float = 0.0) -> None:
+                 retry_after: int | None = None, command_seconds: float = 0.0,
+                 private: bool = False, bastion: bool | None = None) -> None:
+        self.private = private
+        self.with_bastion = private if bastion is None else bastion
         self.workdir = Path(workdir)
         self.vm_count = vm_count
         self.resource_group = resource_group
@@ -52,6 +63,7 @@ class SimulatedFleet(FleetFacts):
         self._hub: SshHub | None = None
         self._server: ArmHttpsServer | None = None
         self._api: ArmApi | None = None
+        self._bastion: SimBastion | None = None
         self._add_lock = threading.Lock()
         self._network = SimNetwork()
 
@@ -88,6 +100,13 @@ class SimulatedFleet(FleetFacts):
             self._api.network = self._network
             self._server = ArmHttpsServer(self._api, tls.server_context())
             self._server.start()
+            if self.with_bastion:
+                self._bastion = SimBastion(
+                    self._state, subscription_id=self.subscription_id,
+                    location=armjson.LOCATION, context=tls.server_context(),
+                    audiences=(self._api.base_url, "https://management.azure.com"),
+                    vm_port=self._vm_port)
+                self._api.bastion = self._bastion
         except OSError as exc:
             self.stop()
             raise SimulatorError(f"cannot start the simulator in {self.workdir}: {exc}") from None
@@ -95,6 +114,9 @@ class SimulatedFleet(FleetFacts):
         return self
 
     def stop(self) -> None:
+        if self._bastion is not None:
+            self._bastion.stop()
+            self._bastion = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -136,6 +158,10 @@ class SimulatedFleet(FleetFacts):
             self.hub.set_alias(vm.name, self._addresses(vm.name).public_ip)
         self.hub.apply(vm.name, vm.ssh_effective, vm.slow_seconds)
 
+    def _vm_port(self, name: str) -> int | None:
+        vm = self.state.find(name)
+        return None if vm is None else vm.ssh_port
+
     def _ports(self) -> dict[str, int]:
         return {vm.name: vm.ssh_port for vm in self.state.all()}
 
@@ -146,25 +172,30 @@ class SimulatedFleet(FleetFacts):
             raise SimulatorError(f"no simulated VM named {name!r}") from None
 
     # ------------------------------------------------------------------ control
-    def add_vms(self, count: int) -> list[str]:
-        """Add ``count`` running VMs (named on from the last one); return their names."""
+    def add_vms(self, count: int, private: bool | None = None) -> list[str]:
+        """Add ``count`` running VMs (named on from the last one); return their names.
+        ``private``: without a public IP (None: the fleet's default)."""
         with self._add_lock:
             first = len(self.state.all()) + 1
-            return [self._add(f"{self.name_prefix}{n:03d}") for n in range(first, first + count)]
+            return [self._add(f"{self.name_prefix}{n:03d}", private)
+                    for n in range(first, first + count)]
 
-    def add_vm(self, name: str) -> str:
+    def add_vm(self, name: str, private: bool | None = None) -> str:
         """Add one running VM called ``name`` (e.g. to match a configuration's names)."""
         check_vm_name(name)
         with self._add_lock:
             if self.state.find(name) is not None:
                 raise SimulatorError(f"a simulated VM named {name!r} exists already")
-            return self._add(name)
+            return self._add(name, private)
 
-    def _add(self, name: str) -> str:
+    def _add(self, name: str, private: bool | None = None) -> str:
         state, hub = self.state, self.hub
         port = hub.add(name, _metrics_reader(state, name))
         vm = state.add_vm(name, port)
-        hub.set_alias(name, self._network.add(name, vm.index).public_ip)
+        entry = self._network.add(name, vm.index)
+        if self.private if private is None else private:
+            entry = self._network.set_public(name, False)
+        hub.set_alias(name, entry.public_ip)
         hub.apply(name, vm.ssh_effective, vm.slow_seconds)
         return name
 
@@ -219,6 +250,23 @@ class SimulatedFleet(FleetFacts):
         if entry is None:
             raise SimulatorError(f"no simulated VM named {name!r}")
         return entry
+
+    @property
+    def bastion(self) -> SimBastion:
+        """The stand-in Azure Bastion (a fleet made with ``bastion=True`` or ``private``)."""
+        if self._bastion is None:
+            raise SimulatorError("this simulated fleet has no Bastion; start it with "
+                                 "bastion=True (simulate run --bastion)")
+        return self._bastion
+
+    def set_bastion_mode(self, mode: BastionMode | str) -> None:
+        """How the stand-in Bastion behaves (a fault, or ``up``)."""
+        try:
+            parsed = BastionMode(mode)
+        except ValueError:
+            raise SimulatorError(f"unknown Bastion mode {mode!r}; use one of "
+                                 + ", ".join(m.value for m in BastionMode)) from None
+        self.bastion.set_mode(parsed)
 
     def set_arm_fault(self, status: int, count: int = 1, retry_after: float | None = None,
                       accept: bool = False) -> None:
@@ -301,7 +349,8 @@ class SimulatedFleet(FleetFacts):
                 "ssh_connections": self.hub.connection_count(),
                 "arm_fault": {"status": faults.status, "remaining": faults.count,
                               "retry_after": faults.retry_after, "accept": faults.accept},
-                "arm_latency": faults.latency}
+                "arm_latency": faults.latency,
+                "bastion": None if self._bastion is None else self._bastion.describe()}
 
 
 def _metrics_reader(state: FleetState, name: str) -> Callable[[], VMMetrics]:

@@ -66,3 +66,15 @@ def test_failover_benchmark_prints_its_table() -> None:
         line = next(line for line in result.stdout.splitlines() if line.startswith(row))
         seconds = re.search(r"\s(\d+\.\d) s\s", line)
         assert seconds is not None and float(seconds.group(1)) > 0, line
+
+
+def test_bastion_benchmark_prints_its_table() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "bastion.py"), "--vms", "4",
+                             "--warm", "1", "--no-reference"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for row in ("cold sweep wall (new tunnels)", "warm sweep wall (median)",
+                "warm client CPU per check", "extra RSS per kept tunnel + connection"):
+        assert row in result.stdout, row
+    assert re.search(r"healthy, cold / warm +4 / 4 of 4", result.stdout), result.stdout
+    assert re.search(r"token exchanges / tunnels / deletes +4 / 4 / 4", result.stdout)

@@ -29,6 +29,7 @@ CLAIMS = {
     "make demo-ha": "test_make_demo_ha_block",
     "make demo": "test_make_demo_block (and `make test` is what .ci/run runs)",
     "azlin lifecycle enable web-1": "test_using_block",
+    "azlin lifecycle simulate run --vms 2 --private": "test_rehearse_bastion_block",
     "azlin lifecycle simulate run": "test_rehearse_block",
     ".venv/bin/azlin-lifecycle install --now": "tests/systemd/test_readme_systemd.py",
 }
@@ -91,6 +92,22 @@ def test_rehearse_block(tmp_path: Path) -> None:
     assert "healthy" in result.stdout and "vm-002 is unhealthy" in result.stdout
     assert "UNHEALTHY: SSH timed out (hung)" in result.stdout
     assert re.search(r"vm-002\s+running\s+\S+\s+hung", result.stdout), result.stdout
+
+
+def test_rehearse_bastion_block(tmp_path: Path) -> None:
+    sim = tmp_path / "azlin-bastion"
+    lines = [line.replace("/tmp/azlin-bastion", str(sim)) for line in block(
+        "azlin lifecycle simulate run --vms 2 --private")]
+    lines.append("kill %1 && wait")
+    result = run_script(lines, base_env(tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout
+    assert re.search(r"health\s+healthy", out), out
+    assert re.search(r"ssh\s+reachable \(Bastion azlin-bastion-eastus\)", out), out
+    assert ("UNHEALTHY: SSH Bastion unreachable: azlin-bastion-eastus answered the token "
+            "exchange with HTTP 500") in out, out
+    assert re.search(r"consecutive failures\s+0\n", out), out
+    assert "vm-002: the Bastion's fault, not counted" in out
 
 
 def test_using_block(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ BAD = [
     ("[vms.a]\nssh_port = 70000\n",
      "f.toml [vms.a]: ssh_port = 70000 is not allowed: expected an integer from 1 to 65535"),
     ("[vms.a]\ncolour = \"red\"\n",
-     "f.toml [vms.a]: unknown key 'colour'; allowed keys: check_interval_seconds,"),
+     "f.toml [vms.a]: unknown key 'colour'; allowed keys: bastion, check_interval_seconds,"),
     ("[vms.a.hooks]\non_boot = \"/bin/true\"\n",
      "f.toml [vms.a.hooks]: unknown hook type 'on_boot'; allowed: on_start, on_stop, on_restart, "
      "on_failure, on_healthy"),
@@ -215,7 +215,7 @@ def test_unknown_key_lists_exactly_the_settings() -> None:
     with pytest.raises(LifecycleConfigError) as vm:
         parse_toml("[vms.a]\nhook = 1\n", "f.toml")
     assert str(vm.value) == (
-        "f.toml [vms.a]: unknown key 'hook'; allowed keys: check_interval_seconds, dry_run, "
+        "f.toml [vms.a]: unknown key 'hook'; allowed keys: bastion, check_interval_seconds, dry_run, "
         "enabled, resource_group, restart_policy, ssh_failure_threshold, ssh_host, ssh_key, "
         "ssh_port, ssh_user, subscription_id")
     with pytest.raises(LifecycleConfigError) as daemon:

@@ -11,8 +11,12 @@ monitor's pipeline, deadline and retries):
 3. ``GET`` that public IP: ``properties.ipAddress`` (absent while a dynamic one is released).
 
 Route: the public IP; else the private IP if a TCP connect to it succeeds within 2 s; else
-azlin's Bastion tunnel for the VM (``~/.azlin/tunnels/registry.json``, see
-:func:`tunnel_port`) when its local port accepts a connect; else ``SshRoute(None, "SSH not
+the VM's Azure Bastion, through a tunnel the prober opens itself (see :meth:`_bastion`);
+else azlin's Bastion tunnel for the VM (``~/.azlin/tunnels/registry.json``, see
+:func:`tunnel_port`) when its local port accepts a connect; else, when the VM has a Bastion
+that cannot be used (none in its region, Basic SKU, native client support off, an unknown
+configured one), ``SshRoute(None, "Bastion not usable: ...", BASTION_UNUSABLE)``: that
+needs a person; with no Bastion in the resource group at all, ``SshRoute(None, "SSH not
 applicable: ...")``. The user is the configured one, else ``adminUsername``, else
 ``azureuser``; the key the configured one, else the first that exists of azlin's search
 order (:data:`~azlin_lifecycle.paths.AZLIN_KEY_NAMES`); with none, the first candidate, so
@@ -25,7 +29,9 @@ Cache: one entry per VM, resolved by one thread at a time (others wait for it), 
 :data:`PENDING_MAX_AGE` while a public IP has no address yet. ``forget(vm)`` drops it:
 the caller does so after start, redeploy and deallocate and whenever the power state
 changes, since a dynamic IP changes then; the max age covers changes made behind its back
-(an IP re-assigned by hand).
+(an IP re-assigned by hand). A resource group's Bastions are listed once per
+:data:`MAX_AGE` for all its VMs (:data:`BASTION_RETRY_AGE` after a Bastion turned out
+unusable, so a fix is seen soon).
 """
 
 from __future__ import annotations
@@ -39,10 +45,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from ... import paths
-from ...models import SshFault, SshRoute, VMTarget
+from ...models import BastionEndpoint, SshFault, SshRoute, VMTarget
+from ...ports import AzureOperationError
+from ..bastion import discovery
 from .reads import list_path
 
 # A stable Microsoft.Network API version (the Network spec's stable/2024-05-01, whose
@@ -53,6 +61,7 @@ MAX_AGE = 600.0
 PENDING_MAX_AGE = 30.0
 PRIVATE_CONNECT_TIMEOUT = 2.0
 TUNNEL_CONNECT_TIMEOUT = 0.5
+BASTION_RETRY_AGE = 60.0
 DEFAULT_USER = "azureuser"
 _NOT_APPLICABLE = SshFault.NOT_APPLICABLE.value
 
@@ -172,6 +181,7 @@ class AzureFacts:
 
     resource_id: str
     admin_user: str | None
+    location: str | None = None
     addressed: bool = False  # the NIC and public IP were read (not only the VM)
     nic_id: str | None = None
     private_ip: str | None = None
@@ -185,6 +195,26 @@ class _Entry:
     facts: AzureFacts
     expires: float
     private_reachable: bool | None = None
+    bastion: BastionChoice | None = None
+    bastion_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class BastionChoice:
+    """The VM's Bastion (``endpoint``), or why it has none it can use (``problem``, a
+    sentence saying what to do); neither: its resource group has no Bastion at all."""
+
+    endpoint: BastionEndpoint | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class _Way:
+    via: str
+    host: str | None
+    port: int
+    bastion: BastionEndpoint | None = None
+    fault: SshFault | None = None
 
 
 class ArmAddressBook:
@@ -204,6 +234,7 @@ class ArmAddressBook:
         self._locks: dict[str, threading.Lock] = {}
         self._entries: dict[str, _Entry] = {}
         self._generation: dict[str, int] = {}
+        self._bastion_lists: dict[tuple[str, str], tuple[float, list[Any]]] = {}
         self.resolutions = 0  # how many times Azure was asked (for tests and benchmarks)
 
     # ------------------------------------------------------------------ AddressBook
@@ -212,13 +243,14 @@ class ArmAddressBook:
             return SshRoute(target, "configured address")
         with self._vm_lock(target.name):
             entry = self._entry(target)
-            via, host, port = self._address(target, entry)
-        if host is None:
-            return SshRoute(None, via)
+            way = self._address(target, entry)
+        if way.host is None:
+            return SshRoute(None, way.via, way.fault)
         user = target.ssh_user or entry.facts.admin_user or DEFAULT_USER
         key, note = self._key(target)
-        resolved = replace(target, ssh_host=host, ssh_port=port, ssh_user=user, ssh_key=key)
-        return SshRoute(resolved, via + note)
+        resolved = replace(target, ssh_host=way.host, ssh_port=way.port, ssh_user=user,
+                           ssh_key=key, bastion=way.bastion)
+        return SshRoute(resolved, way.via + note)
 
     def forget(self, vm_name: str) -> None:
         with self._lock:
@@ -253,7 +285,9 @@ class ArmAddressBook:
         sub, rg, name = target.subscription_id, target.resource_group, target.name
         vm_path = f"{list_path(sub, rg)}/{quote(name, safe='')}"
         vm = self.compute.read_json(f"VM {name}", vm_path)
-        facts = AzureFacts(arm_id(vm.get("id")) or vm_path, admin_user(vm))
+        location = vm.get("location")
+        facts = AzureFacts(arm_id(vm.get("id")) or vm_path, admin_user(vm),
+                           location if isinstance(location, str) else None)
         if not need_addresses:
             return facts
         nic_id = primary_nic_id(vm)
@@ -271,30 +305,116 @@ class ArmAddressBook:
                        and public_ip is None)
 
     # ------------------------------------------------------------------ route choice
-    def _address(self, target: VMTarget, entry: _Entry) -> tuple[str, str | None, int]:
-        """(via, host or None, port) for ``target``; via says why when host is None."""
+    def _address(self, target: VMTarget, entry: _Entry) -> _Way:
+        """Where to reach ``target``; ``via`` says why when there is no host."""
         if target.ssh_host is not None:
-            return "configured address", target.ssh_host, target.ssh_port
+            return _Way("configured address", target.ssh_host, target.ssh_port)
         facts = entry.facts
         if facts.public_ip is not None:
-            return f"public IP {facts.public_ip}", facts.public_ip, target.ssh_port
+            return _Way(f"public IP {facts.public_ip}", facts.public_ip, target.ssh_port)
         if facts.private_ip is None:
             nic = facts.nic_id.rsplit("/", 1)[-1] if facts.nic_id else "none"
-            return (f"{_NOT_APPLICABLE}: Azure reports no IP address for {target.name} "
-                    f"(network interface {nic})", None, target.ssh_port)
+            return _Way(f"{_NOT_APPLICABLE}: Azure reports no IP address for {target.name} "
+                        f"(network interface {nic})", None, target.ssh_port)
         if entry.private_reachable is None:
             entry.private_reachable = accepts_tcp(facts.private_ip, target.ssh_port,
                                                   self.private_connect_timeout)
         if entry.private_reachable:
-            return f"private IP {facts.private_ip}", facts.private_ip, target.ssh_port
+            return _Way(f"private IP {facts.private_ip}", facts.private_ip, target.ssh_port)
+        choice = self._bastion(target, entry)
+        if choice.endpoint is not None:
+            return _Way(f"Bastion {choice.endpoint.name}", facts.private_ip, target.ssh_port,
+                        bastion=choice.endpoint)
         registry = read_tunnel_registry(self.tunnel_registry
                                         or paths.azlin_tunnel_registry_path())
         port = tunnel_port(registry, facts.resource_id)
         if port is not None and accepts_tcp("127.0.0.1", port, TUNNEL_CONNECT_TIMEOUT):
-            return f"Bastion tunnel 127.0.0.1:{port}", "127.0.0.1", port
-        return (f"{_NOT_APPLICABLE}: only private IP {facts.private_ip}, not reachable from "
-                f"here, and no Bastion tunnel open (azlin connect {target.name} opens one)",
-                None, target.ssh_port)
+            return _Way(f"Bastion tunnel 127.0.0.1:{port}", "127.0.0.1", port)
+        if choice.problem is not None:
+            return _Way(f"{SshFault.BASTION_UNUSABLE.value}: {choice.problem}", None,
+                        target.ssh_port, fault=SshFault.BASTION_UNUSABLE)
+        return _Way(f"{_NOT_APPLICABLE}: only private IP {facts.private_ip}, not reachable "
+                    f"from here, no Azure Bastion in resource group {target.resource_group}, "
+                    f"and no Bastion tunnel open (azlin connect {target.name} opens one)",
+                    None, target.ssh_port)
+
+    # ------------------------------------------------------------------ Bastion
+    def _bastion(self, target: VMTarget, entry: _Entry) -> BastionChoice:
+        """The VM's Bastion: the configured one (``target.bastion_ref``), else its resource
+        group's in its location (:mod:`..bastion.discovery`), looked up again after
+        :data:`MAX_AGE` (after :data:`BASTION_RETRY_AGE` while it cannot be used)."""
+        now = self._clock()
+        if entry.bastion is not None and now < entry.bastion_until:
+            return entry.bastion
+        retry = entry.bastion is not None and entry.bastion.problem is not None
+        try:
+            choice = self._find_bastion(target, entry.facts, fresh=retry)
+        except AzureOperationError as exc:
+            if exc.code not in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
+                raise
+            choice = BastionChoice(problem=(
+                f"your login may not read the Bastions of resource group "
+                f"{target.resource_group} ({exc}): give it the Reader role on them"))
+        age = BASTION_RETRY_AGE if choice.problem is not None else self.max_age
+        entry.bastion, entry.bastion_until = choice, now + age
+        return choice
+
+    def _find_bastion(self, target: VMTarget, facts: AzureFacts, fresh: bool) -> BastionChoice:
+        ref = target.bastion_ref
+        params = {"api-version": NETWORK_API_VERSION}
+        if ref is not None:
+            path = discovery.reference_path(ref, target.subscription_id, target.resource_group)
+            if path is None:
+                return BastionChoice(problem=f'bastion = "{ref}" is neither a Bastion\'s name '
+                                     "nor its resource id: fix it in the configuration")
+            try:
+                body = self.compute.read_json(f"Bastion {ref}", path, params)
+            except AzureOperationError as exc:
+                if exc.code not in ("ResourceNotFound", "NotFound", "ResourceGroupNotFound"):
+                    raise
+                return BastionChoice(problem=f'bastion = "{ref}" was not found in Azure: name '
+                                     "an existing Bastion, or remove the setting to use the "
+                                     "resource group's")
+            host = discovery.bastion_host(body)
+            hosts = [] if host is None else [host]
+            if host is None:
+                return BastionChoice(problem=f'bastion = "{ref}" is not a Bastion in Azure')
+        else:
+            hosts = discovery.bastion_hosts(
+                self._bastion_listing(target.subscription_id, target.resource_group, fresh))
+            if not hosts:
+                return BastionChoice()  # this resource group has no Bastion at all
+            host = discovery.choose(hosts, facts.location)
+            if host is None:
+                return BastionChoice(problem=discovery.missing_in_region(
+                    hosts, facts.location, target.resource_group))
+        problem = discovery.problem(host)
+        if problem is not None:
+            return BastionChoice(problem=problem)
+        return BastionChoice(endpoint=discovery.endpoint(host, facts.resource_id))
+
+    def _bastion_listing(self, subscription_id: str, resource_group: str,
+                         fresh: bool) -> list[Any]:
+        """Every Bastion of the resource group (all pages), shared by its VMs."""
+        key = (subscription_id.lower(), resource_group.lower())
+        with self._vm_lock("/".join(("", *key))):  # a group's lock: no VM name has a "/"
+            with self._lock:
+                cached = self._bastion_lists.get(key)
+            age = BASTION_RETRY_AGE if fresh else self.max_age
+            if cached is not None and self._clock() < cached[0] + age:
+                return cached[1]
+            params = {"api-version": NETWORK_API_VERSION}
+            what = f"Bastions of resource group {resource_group}"
+            page = self.compute.read_json(what, discovery.list_path(subscription_id,
+                                                                     resource_group), params)
+            items: list[Any] = list(page.get("value") or [])
+            while isinstance(link := page.get("nextLink"), str) and link:
+                parts = urlsplit(link)
+                page = self.compute.read_json(what, parts.path, dict(parse_qsl(parts.query)))
+                items.extend(page.get("value") or [])
+            with self._lock:
+                self._bastion_lists[key] = (self._clock(), items)
+            return items
 
     def _key(self, target: VMTarget) -> tuple[str, str]:
         """The key path and a note for ``via`` when none of azlin's keys exists."""

@@ -10,6 +10,14 @@ One probe: TCP connect, SSH banner and key exchange, host-key check, public-key 
 Every step gets what is left of ``timeout``; a :class:`~.deadline.DeadlineWatchdog`
 closes the connection at the deadline as a last resort.
 
+A target with ``bastion`` set is reached through a tunnel from the ``tunnels`` opener
+(:class:`~azlin_lifecycle.ports.TunnelOpener`; the real one is
+:class:`azlin_lifecycle.adapters.bastion.tunnel.BastionTunnels`) instead of a TCP connect:
+opening it is part of the connect step, within the same deadline, and the tunnel lives as
+long as the SSH connection on it (kept for reuse like any other). When the tunnel itself
+failed (Bastion down, refused, dropped), the probe's fault is the tunnel's, not the VM's;
+its host key is recorded for the VM's resource id.
+
 Connections are reused: one per (host, port, user, key), guarded by a per-target lock. A
 cached connection that turns out to be broken is dropped and the probe retried once on a
 fresh one while time remains. Any failed probe drops its connection; so does ``forget``.
@@ -32,6 +40,7 @@ from typing import TYPE_CHECKING
 from ...metrics_wire import METRICS_COMMAND, parse_metrics
 from ...models import SshFault, SshProbeResult, VMTarget
 from ...paths import expand, host_key_name, known_hosts_path
+from ...ports import TunnelFailure, TunnelOpener, TunnelSocket
 from .deadline import DeadlineWatchdog, seconds_left
 from .faults import GENERIC_PREFIX, Phase, ProbeFailure, classify_failure
 from .known_hosts import KnownHosts
@@ -58,7 +67,7 @@ class _Slot:
 class _Attempt:
     """The sockets of one connection attempt, so the watchdog can abort them."""
 
-    sock: socket.socket | None = None
+    sock: socket.socket | TunnelSocket | None = None
     transport: paramiko.Transport | None = None
     channel: paramiko.Channel | None = None
     aborted: bool = False
@@ -81,12 +90,14 @@ class ParamikoSshProber:
     """:class:`~azlin_lifecycle.ports.SshProber` over paramiko's ``Transport``.
 
     ``known_hosts`` defaults to ``paths.known_hosts_path()`` (read when first needed);
-    ``connect_timeout`` caps the TCP connect and the handshake of a fresh connection
-    (the probe's own ``timeout`` caps the whole probe).
+    ``connect_timeout`` caps the TCP connect (or the tunnel's opening) and the handshake of
+    a fresh connection (the probe's own ``timeout`` caps the whole probe); ``tunnels``
+    opens the tunnels of targets reached through a Bastion (None: such targets fail).
     """
 
     def __init__(self, known_hosts: Path | None = None, connect_timeout: float = 10.0,
-                 max_open: int = DEFAULT_MAX_OPEN) -> None:
+                 max_open: int = DEFAULT_MAX_OPEN, tunnels: TunnelOpener | None = None) -> None:
+        self.tunnels = tunnels
         self._known_hosts_path = known_hosts
         self._known_hosts: KnownHosts | None = None
         self.connect_timeout = connect_timeout
@@ -162,6 +173,8 @@ class ParamikoSshProber:
                 busy = True
         if not busy:
             self._watchdog.stop()
+        if self.tunnels is not None:
+            self.tunnels.close()
 
     def cached_transport(self, target: VMTarget) -> paramiko.Transport | None:
         """The open connection kept for ``target`` (None when there is none)."""
@@ -216,15 +229,13 @@ class ParamikoSshProber:
             host, user, key_path = _endpoint(target)
             pkey = self._load_key(key_path)
             connect_deadline = min(deadline, time.monotonic() + self.connect_timeout)
-            attempt.sock = socket.create_connection(
-                (host, target.ssh_port), timeout=seconds_left(connect_deadline)
-            )
-            attempt.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            attempt.sock = self._socket(target, host, connect_deadline)
             with self._lock:
                 self.connections_opened += 1
             phase = Phase.HANDSHAKE
             transport = attempt.transport = client_transport_class()(attempt.sock)
-            name = host_key_name(host, target.ssh_port)
+            name = host_key_name(target.bastion.host_key_name if target.bastion else host,
+                                 target.ssh_port)
             known = self._hosts().known(name)
             prefer_key_types(transport, known)
             prefer_aead_ciphers(transport)
@@ -240,11 +251,28 @@ class ParamikoSshProber:
             return transport
         except ProbeFailure:
             raise
+        except TunnelFailure as exc:
+            raise ProbeFailure(exc.fault, str(exc)) from None
         except Exception as exc:
+            broken = _tunnel_failure(attempt.sock)
+            if broken is not None:
+                raise ProbeFailure(broken.fault, str(broken)) from None
             passed = attempt.aborted or time.monotonic() >= deadline
             raise ProbeFailure(*classify_failure(exc, phase, passed)) from exc
         finally:
             self._watchdog.cancel(token)
+
+    def _socket(self, target: VMTarget, host: str,
+                deadline: float) -> socket.socket | TunnelSocket:
+        """A TCP connection to the target, or its tunnel when it is behind a Bastion."""
+        if target.bastion is not None:
+            if self.tunnels is None:
+                raise ProbeFailure(SshFault.OTHER, GENERIC_PREFIX + "this VM is reached "
+                                   "through a Bastion, and this prober opens no tunnels")
+            return self.tunnels.open(target.bastion, target.ssh_port, deadline)
+        sock = socket.create_connection((host, target.ssh_port), timeout=seconds_left(deadline))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def _run(self, attempt: _Attempt, deadline: float, phase: Phase) -> tuple[bytes, int]:
         """Run METRICS_COMMAND on ``attempt.transport``: (stdout, exit status)."""
@@ -276,6 +304,9 @@ class ParamikoSshProber:
                 channel.close()
                 attempt.channel = None
         except Exception as exc:
+            broken = _tunnel_failure(transport.sock)
+            if broken is not None:  # the tunnel failed, not the VM: a fresh one may do
+                raise ProbeFailure(broken.fault, str(broken), lost=True) from None
             passed = attempt.aborted or time.monotonic() >= deadline
             fault, reason = classify_failure(exc, phase, passed)
             lost = not passed and not transport.is_active()
@@ -317,7 +348,15 @@ class ParamikoSshProber:
 
 def _key(target: VMTarget) -> _TargetKey:
     host, user, key = _endpoint(target)
+    if target.bastion is not None:  # a private IP may repeat in another network
+        host = "bastion:" + target.bastion.host_key_name
     return (host, target.ssh_port, user, key)
+
+
+def _tunnel_failure(sock: object) -> TunnelFailure | None:
+    """Why ``sock``'s tunnel ended, if it is a tunnel and ended by its own fault."""
+    failure = getattr(sock, "failure", None)
+    return failure if isinstance(failure, TunnelFailure) else None
 
 
 def _endpoint(target: VMTarget) -> tuple[str, str, str]:
