@@ -193,7 +193,7 @@ class LifecycleDaemon:
                       reason=str(exc), config_mtime_ns=self._config_mtime)
         else:
             reconfigure(self.parts, self._config, new, own_compute=self._compute is None,
-                        own_addresses=self._addresses is None)
+                        own_addresses=self._addresses is None, own_ssh=self._ssh is None)
             self._config, self._config_error = new, None
             self._sync_schedule()
             vms = len(new.enabled_vms())

@@ -160,6 +160,7 @@ class FleetBook:
             "failure_count": status.ssh_failures,
             "reason": status.reason,
             "check_duration": round(status.check_duration_seconds, 3),
+            "ssh_via": status.ssh_via,  # how SSH reached it: "Bastion azlin-bastion-westus2"
         }
         if status.metrics is not None:
             fields.update(cpu_percent=status.metrics.cpu_percent,

@@ -37,10 +37,6 @@ def azlin_context_path(name: str, directory: Path | None = None) -> Path:
     return (directory or config_dir()) / AZLIN_CONTEXTS / f"{name}.toml"
 
 
-def azlin_tunnel_registry_path() -> Path:
-    """azlin's registry of the Bastion tunnels it keeps open (VM resource ID -> local port)."""
-    return config_dir() / "tunnels" / "registry.json"
-
 
 def azure_profile_path() -> Path:
     """The Azure CLI's account list (``subscriptions[]`` with ``isDefault``)."""

@@ -151,9 +151,10 @@ def build_daemon_parts(
 
 
 def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, *,
-                own_compute: bool, own_addresses: bool) -> None:
+                own_compute: bool, own_addresses: bool, own_ssh: bool) -> None:
     """Apply a reloaded configuration to the daemon's components. A new ``[azure]`` gets a
-    new Azure adapter (endpoint or credential changed) unless the daemon was given one."""
+    new Azure adapter (endpoint or credential changed) and new Bastion tunnels (login, CA)
+    unless the daemon was given its own; connections open now keep theirs until they end."""
     if new.ha != old.ha:
         log.warning("[ha] changed; the change takes effect when the daemon restarts "
                     "(systemctl --user restart azlin-lifecycle)")
@@ -162,6 +163,11 @@ def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, 
         compute = build_compute(new)
         if own_addresses:
             parts.monitor.addresses = build_address_book(new, compute)
+    if new.azure != old.azure and own_ssh:
+        from .adapters.ssh.prober import ParamikoSshProber
+
+        if isinstance(parts.monitor.ssh, ParamikoSshProber):
+            parts.monitor.ssh.tunnels = build_tunnels(new)
     parts.monitor.set_config(new, compute)
     parts.healer.set_config(new, compute)
     parts.hooks.apply_settings(new.hooks)  # timeouts and retries apply at once

@@ -57,7 +57,7 @@ def simulator(directory: Path, vms: int, *, boot_seconds: float = 5.0,
         [sys.executable, "-m", "azlin_lifecycle.simulator", "--vms", str(vms),
          "--dir", str(directory), "--boot-seconds", str(boot_seconds),
          "--operation-seconds", str(operation_seconds),
-         "--command-seconds", str(command_seconds)] + (["--private"] if private else []),
+         "--command-seconds", str(command_seconds)] + ([] if private else ["--public"]),
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         info = directory / "simulator.json"

@@ -52,9 +52,10 @@ def simulate_group() -> None:
 @click.option("--retry-after", type=click.IntRange(0), default=None,
               help="Retry-After seconds on 202s and InProgress polls (default: none, as "
               "real ARM may send none).")
-@click.option("--private", is_flag=True,
+@click.option("--private/--public", default=True, show_default=True,
               help="VMs without a public IP (their private IP does not answer from here), "
-              "as azlin makes them: reached through the stand-in Bastion.")
+              "reached through the stand-in Bastion, as azlin makes them; --public gives "
+              "each VM a public IP.")
 @click.option("--bastion/--no-bastion", default=None,
               help="Run a stand-in Azure Bastion in the resource group (default: with "
               "--private).")

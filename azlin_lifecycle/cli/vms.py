@@ -63,7 +63,7 @@ def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--subscription", help="Azure subscription ID (default: [azure], else azlin's "
               "context, else the Azure CLI's default).")
 @click.option("--ssh-host", help="Host or IP to check over SSH (default: resolved from Azure: "
-              "the public IP, else the private IP or azlin's Bastion tunnel).")
+              "the public IP, else the private IP or the VM's Azure Bastion).")
 @click.option("--ssh-port", type=int, help=f"SSH port (default {DEFAULT.ssh_port}).")
 @click.option("--ssh-user", help="SSH user (default: the VM's admin user from Azure).")
 @click.option("--ssh-key", help="SSH private key (default: the first of ~/.ssh/azlin_key, "

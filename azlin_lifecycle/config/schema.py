@@ -85,7 +85,7 @@ class MonitoringConfig:
     (``on_failure`` ...) to an executable's path or an ``https://`` webhook URL.
     ``ssh_host``, ``ssh_user`` and ``ssh_key`` left unset (None) are resolved for each
     check (:mod:`azlin_lifecycle.adapters.azure.network`): the VM's public IP from Azure (else
-    its private IP or azlin's Bastion tunnel), its ``osProfile.adminUsername``, and the
+    its private IP, or the VM's Azure Bastion), its ``osProfile.adminUsername``, and the
     first key of azlin's search order (``~/.ssh/azlin_key``, ``id_ed25519_azlin`` ...).
     """
 

@@ -19,13 +19,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--command-seconds", type=float, default=0.0,
                         help="how long the metrics command runs on a VM before it answers "
                         "(a real VM sleeps metrics_wire.CPU_SAMPLE_SECONDS); default 0")
-    parser.add_argument("--private", action="store_true",
-                        help="VMs without a public IP, behind a stand-in Azure Bastion")
+    parser.add_argument("--public", action="store_true",
+                        help="VMs with a public IP (default: private, behind a stand-in "
+                        "Azure Bastion, as azlin makes them)")
     args = parser.parse_args(argv)
     fleet = SimulatedFleet(args.dir, args.vms, boot_seconds=args.boot_seconds,
                            operation_seconds=args.operation_seconds,
                            command_seconds=max(0.0, args.command_seconds),
-                           private=args.private)
+                           private=not args.public)
     serve_forever(fleet, lambda f, s: print(
         f"simulator: {len(f.vm_names)} VMs, ARM {f.arm_endpoint}, ready in {s:.2f} s",
         file=sys.stderr, flush=True))

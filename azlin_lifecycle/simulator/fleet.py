@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 class SimulatedFleet(FleetFacts):
     """Start with ``with SimulatedFleet(workdir, 3) as fleet:`` (or start()/stop()).
 
-    ``private``: new VMs get no public IP (only a private one, which does not answer from
-    here), as azlin's VMs since April 2026. ``bastion``: run a stand-in Azure Bastion in the
-    resource group (None: when ``private``).
+    ``private`` (the default, as azlin makes its VMs since April 2026): new VMs get no
+    public IP, only a private one that does not answer from here; False gives each a
+    public IP. ``bastion``: run a stand-in Azure Bastion in the resource group (None: when
+    ``private``), through which private VMs are reached.
     """
 
     def __init__(self, workdir: Path, vm_count: int = 3, *, resource_group: str = "rg-sim",
@@ -40,7 +41,7 @@ class SimulatedFleet(FleetFacts):
                  name_prefix: str = "vm-", boot_seconds: float = 5.0,
                  operation_seconds: float = 1.0, page_size: int = 50,
                  retry_after: int | None = None, command_seconds: float = 0.0,
-                 private: bool = False, bastion: bool | None = None) -> None:
+                 private: bool = True, bastion: bool | None = None) -> None:
         self.private = private
         self.with_bastion = private if bastion is None else bastion
         self.workdir = Path(workdir)

@@ -1,12 +1,11 @@
 """ArmAddressBook against the stand-in Azure: real SDK pipeline over HTTPS, real SSH probes.
 
 Every address here is a loopback one: the simulated public IPs are 127.1.x.y, the private
-ones 127.2.x.y (nothing listens there), and the "Bastion tunnel" is a forwarder on 127.0.0.1.
+ones 127.2.x.y (nothing listens there).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -24,12 +23,11 @@ from azlin_lifecycle.models import SshFault, VMTarget
 from azlin_lifecycle.ports import AzureOperationError
 from azlin_lifecycle.simulator import SimulatedFleet
 from azlin_lifecycle.wiring import build_address_book
-from tests.support.tcp_forward import TcpForward
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private HOME and ~/.azlin (keys, known_hosts, tunnel registry) for each test."""
+    """A private HOME and ~/.azlin (keys, known_hosts) for each test."""
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
@@ -39,7 +37,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fleet(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFleet]:
-    with SimulatedFleet(tmp_path / "fleet", vm_count=2, boot_seconds=0.3,
+    with SimulatedFleet(tmp_path / "fleet", vm_count=2, boot_seconds=0.3, private=False,
                         operation_seconds=0.3) as f:
         monkeypatch.setenv("PATH", f"{f.az_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         key = home / ".ssh" / "id_ed25519"  # third in azlin's order; the only one present
@@ -171,32 +169,10 @@ def test_private_only_vm_without_a_bastion_or_tunnel_is_ssh_not_applicable(
     assert route.target is None
     assert route.fault is None  # judged by Azure's view: nothing to fix on a Bastion
     assert route.via == (f"SSH not applicable: only private IP {private_ip}, not reachable "
-                         f"from here, no Azure Bastion in resource group {fleet.resource_group}, "
-                         f"and no Bastion tunnel open (azlin connect {name} opens one)")
+                         f"from here, and no Azure Bastion in resource group "
+                         f"{fleet.resource_group}")
 
 
-def test_private_only_vm_through_azlins_live_bastion_tunnel(
-        fleet: SimulatedFleet, compute: ArmCompute, prober: ParamikoSshProber, home: Path) -> None:
-    name = fleet.vm_names[0]
-    fleet.set_public_ip(name, False)
-    vm_id = (f"/subscriptions/{fleet.subscription_id}/resourceGroups/{fleet.resource_group}"
-             f"/providers/Microsoft.Compute/virtualMachines/{name}")
-    registry = home / ".azlin" / "tunnels" / "registry.json"
-    registry.parent.mkdir(parents=True)
-    book = ArmAddressBook(compute)
-    with TcpForward(("127.0.0.1", fleet.ssh_port(name))) as tunnel:
-        registry.write_text(json.dumps({"tunnels": {vm_id.lower(): {
-            "vm_resource_id": vm_id.lower(), "bastion_name": "azlin-bastion-eastus",
-            "resource_group": fleet.resource_group, "local_port": tunnel.port,
-            "pid": os.getpid(), "created_at": int(time.time())}}}))
-        route = book.route(unset(fleet, name))
-        assert route.via == f"Bastion tunnel 127.0.0.1:{tunnel.port}"
-        assert route.target is not None
-        assert (route.target.ssh_host, route.target.ssh_port) == ("127.0.0.1", tunnel.port)
-        result = prober.probe(route.target, 10)
-        assert result.reachable, result.reason
-    # Registered, but its port no longer accepts: not a live tunnel.
-    assert book.route(unset(fleet, name)).target is None
 
 
 def test_concurrent_checks_of_one_vm_resolve_it_once(

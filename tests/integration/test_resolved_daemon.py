@@ -25,7 +25,8 @@ echo "$EVENT_TYPE $VM_NAME" >> {log}
 @pytest.fixture
 def running(tmp_path: Path, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
             ) -> Iterator[tuple[SimulatedFleet, LifecycleDaemon, StateStore, Path]]:
-    with SimulatedFleet(tmp_path / "sim", 3, boot_seconds=2.0, operation_seconds=1.0) as fleet:
+    with SimulatedFleet(tmp_path / "sim", 3, boot_seconds=2.0, operation_seconds=1.0,
+                        private=False) as fleet:
         for key, value in fleet.env().items():
             monkeypatch.setenv(key, value)
         fleet.set_public_ip("vm-003", False)  # private-only, no tunnel: SSH not applicable

@@ -1,7 +1,6 @@
-"""A local TCP port forwarder on 127.0.0.1, standing in for the Bastion tunnel azlin keeps open
-(`azlin connect` listens on a local port and carries the bytes to the VM's SSH port), and
-for the network between one monitor and its storage account: ``pause()`` is a partition
-(bytes are held, nothing is refused), ``resume()`` heals it."""
+"""A local TCP port forwarder on 127.0.0.1, standing in for the network between one monitor
+and its storage account: ``pause()`` is a partition (bytes are held, nothing is refused),
+``resume()`` heals it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pure parts of address resolution: walking ARM JSON, azlin's tunnel registry and key order.
+"""The pure parts of address resolution: walking ARM JSON and azlin's key order.
 
 The NIC and public IP fixtures follow the Network spec's NetworkInterfaceGet.json and
 PublicIpAddressGet.json (stable/2024-05-01); the VM is the Compute spec's own example.
@@ -21,8 +21,6 @@ from azlin_lifecycle.adapters.azure.network import (
     nic_addresses,
     primary_nic_id,
     public_ip_address,
-    read_tunnel_registry,
-    tunnel_port,
 )
 from tests.support.shared import require_shared
 
@@ -130,33 +128,6 @@ def test_public_ip_address_and_a_released_dynamic_one() -> None:
     "", None, 42])
 def test_only_arm_resource_ids_are_followed(value: Any) -> None:
     assert arm_id(value) is None
-
-
-def test_tunnel_registry_in_azlins_format() -> None:
-    registry = {"tunnels": {VM_ID: {
-        "vm_resource_id": VM_ID, "bastion_name": "azlin-bastion-eastus",
-        "resource_group": "rg", "local_port": 52341, "pid": 12345,
-        "created_at": 1750000000, "tunnel_type": "native"}}}
-    assert tunnel_port(registry, VM_ID) == 52341
-    assert tunnel_port(registry, VM_ID.upper()) == 52341  # ARM IDs are case-insensitive
-    assert tunnel_port(registry, VM_ID.replace("my-vm", "other")) is None
-
-
-@pytest.mark.parametrize("registry", [
-    {}, [], "x", {"tunnels": []}, {"tunnels": {VM_ID: "x"}},
-    {"tunnels": {VM_ID: {"vm_resource_id": VM_ID, "local_port": "52341"}}},
-    {"tunnels": {VM_ID: {"vm_resource_id": VM_ID, "local_port": True}}},
-    {"tunnels": {VM_ID: {"vm_resource_id": VM_ID, "local_port": 70000}}},
-])
-def test_anything_else_in_the_registry_is_no_tunnel(registry: Any) -> None:
-    assert tunnel_port(registry, VM_ID) is None
-
-
-def test_missing_or_garbled_registry_file_reads_as_empty(tmp_path: Path) -> None:
-    assert read_tunnel_registry(tmp_path / "none.json") == {}
-    garbled = tmp_path / "registry.json"
-    garbled.write_bytes(b"{\"tunnels\": {\xff")
-    assert read_tunnel_registry(garbled) == {}
 
 
 @pytest.mark.parametrize(("present", "expected"), [

@@ -11,9 +11,9 @@ monitor's pipeline, deadline and retries):
 3. ``GET`` that public IP: ``properties.ipAddress`` (absent while a dynamic one is released).
 
 Route: the public IP; else the private IP if a TCP connect to it succeeds within 2 s; else
-the VM's Azure Bastion, through a tunnel the prober opens itself (see :meth:`_bastion`);
-else azlin's Bastion tunnel for the VM (``~/.azlin/tunnels/registry.json``, see
-:func:`tunnel_port`) when its local port accepts a connect; else, when the VM has a Bastion
+the VM's Azure Bastion, through a tunnel the prober opens and keeps itself (see
+:meth:`_bastion`; azlin's own tunnel registry is not read: its tunnels live only while an
+azlin command runs, and its local ports would mix up host keys); else, when the VM has a Bastion
 that cannot be used (none in its region, Basic SKU, native client support off, an unknown
 configured one), ``SshRoute(None, "Bastion not usable: ...", BASTION_UNUSABLE)``: that
 needs a person; with no Bastion in the resource group at all, ``SshRoute(None, "SSH not
@@ -36,7 +36,6 @@ unusable, so a fix is seen soon).
 
 from __future__ import annotations
 
-import json
 import random
 import socket
 import threading
@@ -60,7 +59,6 @@ NETWORK_API_VERSION = "2024-05-01"
 MAX_AGE = 600.0
 PENDING_MAX_AGE = 30.0
 PRIVATE_CONNECT_TIMEOUT = 2.0
-TUNNEL_CONNECT_TIMEOUT = 0.5
 BASTION_RETRY_AGE = 60.0
 DEFAULT_USER = "azureuser"
 _NOT_APPLICABLE = SshFault.NOT_APPLICABLE.value
@@ -125,31 +123,6 @@ def public_ip_address(public_ip: Mapping[str, Any]) -> str | None:
     return _text(_props(public_ip).get("ipAddress"))
 
 
-def tunnel_port(registry: Any, vm_resource_id: str) -> int | None:
-    """The local port azlin registered for the VM's Bastion tunnel, if any.
-
-    azlin's format (rysweet/azlin, ``bastion_tunnel`` module)::
-
-        {"tunnels": {"<VM resource ID>": {"vm_resource_id": ..., "bastion_name": ...,
-                     "resource_group": ..., "local_port": 52341, "pid": 12345,
-                     "created_at": 1750000000, ...}}}
-
-    Matched on the resource ID, case-insensitively (ARM IDs are); anything else is no tunnel.
-    """
-    tunnels = registry.get("tunnels") if isinstance(registry, Mapping) else None
-    if not isinstance(tunnels, Mapping):
-        return None
-    wanted = vm_resource_id.lower()
-    for key, entry in tunnels.items():
-        if not isinstance(entry, Mapping):
-            continue
-        rid = entry.get("vm_resource_id", key)
-        port = entry.get("local_port")
-        if (isinstance(rid, str) and rid.lower() == wanted and isinstance(port, int)
-                and not isinstance(port, bool) and 0 < port < 65536):
-            return port
-    return None
-
 
 def find_key(candidates: Sequence[Path]) -> Path | None:
     """The first candidate that is a file (azlin's order: first found wins)."""
@@ -165,13 +138,6 @@ def accepts_tcp(host: str, port: int, timeout: float) -> bool:
     except OSError:
         return False
 
-
-def read_tunnel_registry(path: Path) -> Any:
-    """azlin's tunnel registry, or {} when it is missing or garbled (no tunnel)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
 
 
 # --------------------------------------------------------------------------- the address book
@@ -222,13 +188,12 @@ class ArmAddressBook:
 
     def __init__(self, compute: JsonReader, *, max_age: float = MAX_AGE,
                  private_connect_timeout: float = PRIVATE_CONNECT_TIMEOUT,
-                 home: Path | None = None, tunnel_registry: Path | None = None,
+                 home: Path | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.compute = compute
         self.max_age = max_age
         self.private_connect_timeout = private_connect_timeout
         self.home = home
-        self.tunnel_registry = tunnel_registry
         self._clock = clock
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
@@ -325,17 +290,12 @@ class ArmAddressBook:
         if choice.endpoint is not None:
             return _Way(f"Bastion {choice.endpoint.name}", facts.private_ip, target.ssh_port,
                         bastion=choice.endpoint)
-        registry = read_tunnel_registry(self.tunnel_registry
-                                        or paths.azlin_tunnel_registry_path())
-        port = tunnel_port(registry, facts.resource_id)
-        if port is not None and accepts_tcp("127.0.0.1", port, TUNNEL_CONNECT_TIMEOUT):
-            return _Way(f"Bastion tunnel 127.0.0.1:{port}", "127.0.0.1", port)
         if choice.problem is not None:
             return _Way(f"{SshFault.BASTION_UNUSABLE.value}: {choice.problem}", None,
                         target.ssh_port, fault=SshFault.BASTION_UNUSABLE)
         return _Way(f"{_NOT_APPLICABLE}: only private IP {facts.private_ip}, not reachable "
-                    f"from here, no Azure Bastion in resource group {target.resource_group}, "
-                    f"and no Bastion tunnel open (azlin connect {target.name} opens one)",
+                    f"from here, and no Azure Bastion in resource group "
+                    f"{target.resource_group}",
                     None, target.ssh_port)
 
     # ------------------------------------------------------------------ Bastion
