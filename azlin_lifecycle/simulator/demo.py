@@ -83,15 +83,18 @@ class Demo:
 
     # ------------------------------------------------------------------ run
     def run(self) -> int:
-        click.echo("azlin-lifecycle demo: 3 simulated Azure VMs, one of which hangs.")
+        click.echo("azlin-lifecycle demo: 3 simulated Azure VMs, one of which hangs. Like the VMs "
+                   "azlin makes, they have no public IP: the daemon reaches them through "
+                   "their Azure Bastion, with tunnels of its own.")
         click.echo("Everything runs on 127.0.0.1; nothing contacts Azure. "
                    f"Demo files: {self.workdir}\n")
         with SimulatedFleet(self.workdir / "sim", VM_COUNT, boot_seconds=5.0,
                             operation_seconds=2.0) as fleet:
             self.env.update(fleet.env())
             self._configure(fleet)
-            self.say("demo", f"stand-in Azure at {fleet.arm_endpoint}; VMs "
-                             f"{', '.join(fleet.vm_names)} each with a real SSH server")
+            self.say("demo", f"stand-in Azure at {fleet.arm_endpoint}; private VMs "
+                             f"{', '.join(fleet.vm_names)} each with a real SSH server, "
+                             f"behind the stand-in Bastion {fleet.bastion.name}")
             self.say("demo", "monitoring: every 10s, restart policy on-failure after 2 failed "
                              "checks, 20s grace period after a restart, hooks print below")
             threading.Thread(target=self._pump, daemon=True, args=(
@@ -122,6 +125,7 @@ class Demo:
         config = Path(self.env["AZLIN_CONFIG_DIR"]) / "lifecycle-config.toml"
         fleet.write_config(
             config,
+            resolve_ssh=True,  # address and user from Azure, as for azlin's VMs: the Bastion
             restart_policy="on-failure",
             check_interval_seconds=10,
             hooks={h: str(hook) for h in ("on_failure", "on_restart", "on_healthy")},
@@ -196,6 +200,7 @@ class Demo:
             healthy = self.wait("the VM is healthy again", lambda: bool(
                 (s := store.latest([HUNG_VM]).get(HUNG_VM)) and s.healthy
                 and s.state is VMState.RUNNING))
+            via = store.latest([HUNG_VM])[HUNG_VM].ssh_via
             time.sleep(1.0)  # let the last hook lines print
         finally:
             store.close()
@@ -206,6 +211,7 @@ class Demo:
         click.echo(f"  {restarted:5.1f}s  2nd consecutive failure: restart requested from Azure")
         click.echo(f"  {done:5.1f}s  Azure reported the restart done; grace period began")
         click.echo(f"  {healthy:5.1f}s  {HUNG_VM} healthy again; on_healthy hook fired")
+        click.echo(f"  every check of {HUNG_VM} went through: {via}")
         click.echo("Every step above is in the daemon's journal (journalctl --user -u "
                    "azlin-lifecycle) when it runs as a service.")
         return 0

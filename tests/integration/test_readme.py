@@ -149,6 +149,7 @@ def test_make_demo_block() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "vm-002 healthy again; on_healthy hook fired" in result.stdout
     assert "restart requested from Azure" in result.stdout
+    assert "every check of vm-002 went through: Bastion azlin-bastion-" in result.stdout
 
 
 def test_make_demo_ha_block() -> None:
