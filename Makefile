@@ -42,6 +42,7 @@ package: setup
 
 bench: setup
 	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/bastion.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache
