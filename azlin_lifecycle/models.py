@@ -6,11 +6,12 @@ and the daemon all speak in these types.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 
 def utcnow() -> dt.datetime:
@@ -312,26 +313,35 @@ class RepairOutcome(StrEnum):
     NOT_SENT = "not_sent"  # interrupted before its request reached Azure: no repair happened
 
 
+class JsonFact:
+    """A small frozen fact the state store keeps as JSON: a VMState ``state`` and plain
+    fields. ``from_json`` gives None for no text, or for what this version cannot read."""
+
+    def to_json(self) -> str:
+        values = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return json.dumps({k: getattr(v, "value", v) for k, v in values.items()})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Self | None:
+        try:
+            raw = json.loads(text) if text else None
+            if not isinstance(raw, dict):
+                return None
+            names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+            values = {k: v for k, v in raw.items() if k in names}
+            return cls(**{**values, "state": VMState(values["state"])})
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
 @dataclass(frozen=True)
-class Announced:
+class Announced(JsonFact):
     """What the hooks have told about a VM so far (its power state, and whether it was
     announced healthy): kept across restarts, so a check stored just before a kill still
     fires the hooks it owes."""
 
     state: VMState
     healthy: bool
-
-    def to_json(self) -> str:
-        return json.dumps({"state": self.state.value, "healthy": self.healthy})
-
-    @classmethod
-    def from_json(cls, text: str | None) -> Announced | None:
-        try:
-            raw = json.loads(text) if text else None
-            return None if not isinstance(raw, dict) else cls(VMState(raw["state"]),
-                                                                bool(raw["healthy"]))
-        except (ValueError, KeyError, TypeError):
-            return None
 
 
 @dataclass(frozen=True)
@@ -345,7 +355,7 @@ class OwedHook:
 
 
 @dataclass(frozen=True)
-class AzureMark:
+class AzureMark(JsonFact):
     """What Azure said of a VM when a repair's intent was recorded: enough to tell, after
     a kill, whether the request ever reached Azure (a restart, start or redeploy that
     Azure accepted changes the provisioning state or its time, or the power state)."""
@@ -357,21 +367,6 @@ class AzureMark:
     @classmethod
     def of(cls, info: PowerInfo) -> AzureMark:
         return cls(info.state, info.provisioning_state, info.provisioning_time)
-
-    def to_json(self) -> str:
-        return json.dumps({"state": self.state.value, "provisioning_state":
-                           self.provisioning_state, "provisioning_time": self.provisioning_time})
-
-    @classmethod
-    def from_json(cls, text: str | None) -> AzureMark | None:
-        """The mark, or None for no mark or one this version cannot read."""
-        try:
-            raw = json.loads(text) if text else None
-            return None if not isinstance(raw, dict) else cls(
-                VMState(raw["state"]), raw.get("provisioning_state"),
-                raw.get("provisioning_time"))
-        except (ValueError, KeyError, TypeError):
-            return None
 
 
 @dataclass(frozen=True)
