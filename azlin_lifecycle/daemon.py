@@ -1,20 +1,14 @@
 """LifecycleDaemon: the monitoring loop, run by systemd as a Type=notify user service.
 
-One thread runs the loop and never blocks on the network. A VM's data takes this path,
-in the order of this file: **config** (loaded at start; reloaded on SIGHUP or when the
-file changes, polled every 2 s; a file that does not validate is reported and the old
-one stays) → **schedule** (each VM on its own interval) → **check** (the VMs due together
-are one batch, checked off the loop's thread by :class:`~.sweeps.CheckRunner`) →
-**decide** (when a batch is in, :class:`~.fleet_book.FleetBook` updates the fleet view
-and each VM's transitions; the healer plans per VM) → **act** (a repair runs on a thread
-of its own and reports back through the same queue) → **tell** (hooks; the journal,
-through the books; systemd: READY=1, STATUS= a one-line summary, WATCHDOG=1 at half the
-watchdog interval from the loop itself so a stuck loop gets restarted, RELOADING=1 /
-READY=1 around a reload, STOPPING=1 on SIGTERM/SIGINT).
-
-With ``[ha]`` several daemons watch one fleet and the lease holder acts
-(:class:`~.ha_role.HaRole`): every daemon checks; only the leader decides, repairs and
-fires hooks. STATUS= then starts with "leader" or "standby".
+One thread runs the loop and never blocks on the network. In the order of this file, a
+VM's data goes: **config** (reloaded on SIGHUP or when the file changes; a file that
+does not validate is reported and the old one stays) → **schedule** (each VM on its own
+interval) → **check** (the VMs due together are one batch, checked off the loop's thread
+by :class:`~.sweeps.CheckRunner`) → **decide** (:class:`~.fleet_book.FleetBook` keeps the
+fleet view and each VM's transitions; the healer plans) → **act** (a repair runs on a
+thread of its own) → **tell** (hooks, the journal, and systemd: READY=1, STATUS=,
+WATCHDOG=1 from the loop itself, RELOADING=1, STOPPING=1). With ``[ha]`` only the lease
+holder decides, repairs and fires hooks (:class:`~.ha_role.HaRole`).
 """
 
 from __future__ import annotations
@@ -25,7 +19,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
@@ -35,18 +28,16 @@ from .adapters import systemd as sd
 from .config import LifecycleConfig
 from .errors import DaemonError, LifecycleConfigError
 from .events import Event, log_event, quiet_libraries
-from .fleet_book import DaemonStatus, FleetBook, Tell
+from .fleet_book import DaemonStatus, FleetBook
 from .ha_role import HaRole
 from .health import failure_of
-from .leadership import LeadershipView
 from .manager import LifecycleManager
-from .models import HealthStatus, VMTarget
+from .models import HealthStatus, RepairRecord
 from .ports import AddressBook, ComputeApi, HookRunner, SshProber
 from .rules import FleetView
 from .scheduler import Scheduler
 from .state import StateStore
 from .sweeps import CheckRunner
-from .targets import resolve_target
 from .wiring import build_daemon_parts, reconfigure
 
 __all__ = ["DaemonError", "DaemonStatus", "LifecycleDaemon"]
@@ -76,7 +67,7 @@ class LifecycleDaemon:
         self._started_at = time.time()
         self._config = LifecycleConfig()
         self._config_mtime: int | None = None  # ns; reload events carry it
-        self._config_error: str | None = None
+        self._config_error: str | None = None  # the reload that failed, if the last did
         self._scheduler = Scheduler()
         self.book = FleetBook(store)
         # Held by the loop while it changes what get_status() reports (other threads read it).
@@ -116,7 +107,7 @@ class LifecycleDaemon:
             return self.book.snapshot(
                 running=self._running, pid=os.getpid() if self._started else None,
                 uptime=dt.timedelta(seconds=int(time.time() - self._started_at)),
-                config_error=self._config_error, leadership=self._leadership())
+                config_error=self._config_error, leadership=self.ha.view() if self.ha else None)
 
     @property
     def store(self) -> StateStore:
@@ -137,16 +128,15 @@ class LifecycleDaemon:
             parts.hooks, parts.ha
         self.checks = CheckRunner(self.monitor, self._config.daemon.max_workers)
 
-    def _leadership(self) -> LeadershipView | None:
-        return self.ha.view() if self.ha is not None else None
-
     # ================================================================== the loop
     def _run(self) -> None:
         interrupted = self.store.interrupt_unfinished()
-        if self.ha is None:  # with [ha] the shared ledger's leader tells
-            self._tell(self.book.interrupted(interrupted, "a daemon stop"))
+        if self.ha is None:  # with [ha] the shared ledger's leader settles them
+            self._settle(interrupted, "a daemon stop")
         with self._view_lock:
-            self.book.begin(self._config.enabled_vms(), self._started_at, os.getpid())
+            self.told = self.book.begin(self._config.enabled_vms(), self._started_at,
+                                        os.getpid())
+            self.told.fire(self.hooks, self.told.owed())  # the last daemon's, not run
             self._sync_schedule()
             vms = len(self._config.enabled_vms())
             log_event(log, Event.DAEMON_STARTED,
@@ -154,9 +144,7 @@ class LifecycleDaemon:
             self._publish_status(force=True, ready=True)
         if self.ha is not None:
             self.ha.start()
-        ping_every = sd.watchdog_interval()
-        last_ping = 0.0
-        last_config_poll = time.monotonic()
+        ping_every, last_ping, last_config_poll = sd.watchdog_interval(), 0.0, time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             if ping_every is not None and now - last_ping >= ping_every:
@@ -187,9 +175,10 @@ class LifecycleDaemon:
             elif kind == "leadership":
                 self.book.leadership_changed(payload)
             elif kind == "interrupted":
-                self._tell(self.book.interrupted(
-                    payload, "a failover (the previous leader stopped leading before it "
-                    "finished)"))
+                self._settle(payload, "a failover (the previous leader stopped leading "
+                                      "before it finished)")
+            elif kind == "settled":
+                self._settled(payload, outcome)
 
     # ------------------------------------------------------------------ config
     def _apply_reload(self) -> None:
@@ -199,19 +188,17 @@ class LifecycleDaemon:
             new = self.manager.load()
         except LifecycleConfigError as exc:
             self._config_error = str(exc)
-            log_event(log, Event.CONFIG_RELOAD_FAILED,
-                      f"configuration not reloaded, the previous one stays in force: {exc}",
-                      level=logging.ERROR, reason=str(exc),
-                      config_mtime_ns=self._config_mtime)
+            log_event(log, Event.CONFIG_RELOAD_FAILED, "configuration not reloaded, the "
+                      f"previous one stays in force: {exc}", level=logging.ERROR,
+                      reason=str(exc), config_mtime_ns=self._config_mtime)
         else:
             reconfigure(self.parts, self._config, new, own_compute=self._compute is None,
                         own_addresses=self._addresses is None)
             self._config, self._config_error = new, None
             self._sync_schedule()
             vms = len(new.enabled_vms())
-            log_event(log, Event.CONFIG_RELOADED,
-                      f"configuration reloaded: monitoring {vms} VMs", monitored=vms,
-                      config_mtime_ns=self._config_mtime)
+            log_event(log, Event.CONFIG_RELOADED, f"configuration reloaded: monitoring {vms} "
+                      "VMs", monitored=vms, config_mtime_ns=self._config_mtime)
         self._publish_status(force=True, ready=True)
 
     # ------------------------------------------------------------------ schedule
@@ -222,44 +209,42 @@ class LifecycleDaemon:
         self.book.set_enabled(enabled)
 
     def _dispatch(self, now: float) -> None:
-        targets: list[VMTarget] = []
-        for vm in self._scheduler.due(now):
-            try:
-                targets.append(resolve_target(self._config, vm))
-            except LifecycleConfigError as exc:
-                self._scheduler.finished(vm, now)
-                log_event(log, Event.CHECK_FAILED, f"{vm}: cannot check: {exc}", vm=vm,
-                          level=logging.ERROR, reason=str(exc))
-        if targets:
-            self.checks.dispatch(targets, now)
+        for vm in self.checks.dispatch(self._scheduler.due(now), self._config, now):
+            self._scheduler.finished(vm, now)  # cannot be checked (logged): next interval
 
     # ------------------------------------------------------------------ check
     def _on_check(self, future: Future[Any], batch_id: int, vm: str) -> None:
+        """One VM's check is in: tell at once what needs no fleet view (its own events and
+        hooks, and the decision of a failure that cannot lead to a repair); the rest
+        when its whole batch is in."""
         checked = self.checks.on_check(future, batch_id, vm)
         self._scheduler.finished(vm, checked.started)
+        status = checked.status
+        reported = None if status is None else self.book.arrived(status)
+        if status is not None and reported is not None:
+            if reported.power_changed:
+                self.monitor.forget_vm(vm)  # a dynamic public IP changes with the power state
+            self.told.fire(self.hooks, reported.tells)
+            if not status.healthy and not self.healer.needs_fleet(failure_of(status)):
+                self._heal(status, self.book.for_decision(self.book.fleet()))
         if checked.finished is not None:
             self._decide(checked.finished)
             self.checks.trim_memory()
 
     # ------------------------------------------------------------------ decide
     def _decide(self, results: list[HealthStatus]) -> None:
-        """A batch is in: the fleet view, then each VM's report and repair decision."""
-        pairs = self.book.record(results)
+        """A batch is in: the breaker on the fleet's latest results, then each repair
+        decision that needs it."""
         fleet = self.book.update_breaker(self._config.healing)
-        for status, prev in pairs:
-            reported = self.book.report(status, prev)
-            if reported.power_changed:
-                self.monitor.forget_vm(status.vm_name)  # a dynamic IP changes with power
-            self._tell(reported.tells)
-        for status, _ in pairs:
-            if not status.healthy and status.vm_name not in self.book.in_flight:
+        for status in self.book.swept(results):
+            if not status.healthy and self.healer.needs_fleet(failure_of(status)):
                 self._heal(status, self.book.for_decision(fleet))
 
     def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
         """SelfHealer.handle_failure's two steps: plan now, act on a thread of its own."""
         vm = status.vm_name
-        if self.ha is not None and not self.ha.acting():
-            return  # a standby: the leader decides, with the shared ledger
+        if vm in self.book.in_flight or (self.ha is not None and not self.ha.acting()):
+            return  # being repaired; or a standby: the leader decides, with the ledger
         decision = self.healer.plan(vm, failure_of(status), fleet,
                                     self.book.last_healthy.get(vm))
         if decision.action is None:
@@ -269,17 +254,30 @@ class LifecycleDaemon:
             return
         # act: on a thread of its own; the healer calls monitor.repaired once Azure is done
         self.book.repair_started(vm)
-        self.checks.repair(vm, lambda: self.healer.act(vm, decision))
+        self.checks.aside("repair", vm, lambda: self.healer.act(vm, decision))
+
+    # ------------------------------------------------------------------ after a kill
+    def _settle(self, records: list[RepairRecord], by: str) -> None:
+        """Ask Azure, off the loop, whether interrupted repairs ever reached it."""
+        if records:
+            self.checks.aside("settled", by, lambda: self.healer.settle_all(records))
+
+    def _settled(self, by: str, outcome: object) -> None:
+        """Announce the interrupted repairs Azure received; decide again at once for one
+        that never reached it."""
+        if not isinstance(outcome, list):
+            log.error("settling interrupted repairs failed: %s", outcome)
+            return
+        tells, again = self.book.settled(outcome, by, since=self._started_at)
+        self.told.fire(self.hooks, tells)
+        for status in again:
+            self._heal(status, self.book.for_decision(self.book.fleet()))
 
     # ------------------------------------------------------------------ tell
-    def _tell(self, tells: Iterable[Tell]) -> None:
-        for tell in tells:
-            self.hooks.execute_hook_async(tell.hook, tell.vm, dict(tell.context))
-
     def _publish_status(self, force: bool = False, ready: bool = False) -> None:
         text = self.book.new_status_text(
             dry_run=self._config.healing.dry_run, config_error=self._config_error,
-            leadership=self._leadership(), force=force)
+            leadership=self.ha.view() if self.ha else None, force=force)
         if text is not None:
             (sd.ready if ready else sd.status)(text)
 
@@ -291,9 +289,9 @@ class LifecycleDaemon:
         sd.stopping()
         if self.ha is not None:
             self.ha.stop()
-        in_flight = sorted(self.book.in_flight)
         log_event(log, Event.DAEMON_STOPPING, "azlin-lifecycle stopping" + (
-            f"; repairs left to Azure: {', '.join(in_flight)}" if in_flight else ""))
+            f"; repairs left to Azure: {', '.join(sorted(self.book.in_flight))}"
+            if self.book.in_flight else ""))
         self.checks.shutdown()
         self.hooks.shutdown(timeout=self._config.hooks.kill_grace_seconds + 1.0)
         self.monitor.close()

@@ -47,6 +47,7 @@ class Event(enum.Enum):
     LEADER_ELECTED = ("leader_elected", "722fc175fff54d6da80f9dbdb0146132")
     LEADERSHIP_LOST = ("leadership_lost", "712502ac342543508f1bde88753cec86")
     STANDBY = ("standby", "7265362b16b44949b44be84fcc0c9095")
+    REPAIR_SETTLED = ("repair_settled", "7edb52cb22264737b514203876767ab8")
 
     @property
     def event_name(self) -> str:

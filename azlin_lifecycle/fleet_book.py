@@ -16,11 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .announcements import Announcements, Tell
 from .config import HealingSettings, HookType, MonitoringConfig
 from .errors import LifecycleError
 from .events import Event, log_event
 from .leadership import LeadershipView
-from .models import HealthStatus, RepairRecord
+from .models import Announced, HealthStatus, RepairRecord
+from .policy import Settlement
 from .rules import FleetView, breaker_trips, fleet_view, status_line, transition
 from .state import StateStore
 
@@ -46,15 +48,6 @@ class DaemonStatus:
 
 
 @dataclass(frozen=True)
-class Tell:
-    """A hook the loop should fire."""
-
-    hook: HookType
-    vm: str
-    context: Mapping[str, object]
-
-
-@dataclass(frozen=True)
 class Reported:
     """What reporting one result asks of the loop."""
 
@@ -69,6 +62,7 @@ class FleetBook:
         self.store = store  # None until the daemon starts (get_status() may come first)
         self.enabled: Mapping[str, MonitoringConfig] = {}
         self.latest: dict[str, HealthStatus] = {}
+        self.told: Announcements | None = None  # what the hooks told, kept; from begin()
         self.last_healthy: dict[str, float] = {}
         self.in_flight: set[str] = set()
         self.unannounced: set[str] = set()  # healthy during its repair, not yet announced
@@ -78,13 +72,18 @@ class FleetBook:
         self.dirty = True  # the status line needs recomputing
 
     @property
+    def _told(self) -> Announcements:
+        assert self.told is not None, "begin() comes first"
+        return self.told
+
+    @property
     def _db(self) -> StateStore:
         assert self.store is not None, "the daemon gives its books a store when it starts"
         return self.store
 
     # ------------------------------------------------------------------ the fleet
     def begin(self, enabled: Mapping[str, MonitoringConfig], started_at: float,
-              pid: int) -> None:
+              pid: int) -> Announcements:
         """A daemon starts: seed with what the last daemon saw (so a restart announces
         changes, not the whole fleet) and record who runs, with the breaker closed."""
         self.enabled = enabled
@@ -93,8 +92,10 @@ class FleetBook:
         for vm, status in latest.items():
             if status.healthy:
                 self.last_healthy[vm] = status.timestamp.timestamp()
+        self.told = Announcements(self._db, latest)
         for fact, value in (("started_at", started_at), ("pid", pid), ("breaker_open", False)):
             self._db.set_daemon_fact(fact, value)
+        return self.told
 
     def set_enabled(self, enabled: Mapping[str, MonitoringConfig]) -> None:
         self.enabled = enabled
@@ -102,15 +103,11 @@ class FleetBook:
             del self.latest[vm]
         self.dirty = True
 
-    def record(self, results: Iterable[HealthStatus]
-               ) -> list[tuple[HealthStatus, HealthStatus | None]]:
-        """Take a batch's results (those of VMs still enabled); each with the one before."""
-        pairs = [(r, self.latest.get(r.vm_name)) for r in results if r.vm_name in self.enabled]
-        for status, _ in pairs:
-            self.latest[status.vm_name] = status
+    def swept(self, results: Iterable[HealthStatus]) -> list[HealthStatus]:
+        """A batch is complete: its results of VMs still enabled."""
         self.last_sweep = dt.datetime.now(dt.UTC)
         self.dirty = True
-        return pairs
+        return [r for r in results if r.vm_name in self.enabled]
 
     def fleet(self) -> FleetView:
         return fleet_view(len(self.enabled),
@@ -143,7 +140,18 @@ class FleetBook:
         return dataclasses.replace(fleet, breaker_open=self.breaker_open)
 
     # ------------------------------------------------------------------ one VM
-    def report(self, status: HealthStatus, prev: HealthStatus | None) -> Reported:
+    def arrived(self, status: HealthStatus) -> Reported | None:
+        """One VM's check is in (None: the VM was disabled meanwhile): journal it, note
+        what changed since what was told, and record the hooks it owes (with what is now
+        told) before the loop fires them."""
+        vm = status.vm_name
+        if vm not in self.enabled:
+            return None
+        self.latest[vm] = status
+        self.dirty = True
+        return self.report(status, self._told.told.get(vm))
+
+    def report(self, status: HealthStatus, prev: HealthStatus | Announced | None) -> Reported:
         """Journal the check, note what changed, and say which hooks it fires."""
         vm = status.vm_name
         fields: dict[str, Any] = {
@@ -180,8 +188,8 @@ class FleetBook:
             log_event(log, Event.VM_HEALTHY, f"{vm}: healthy again" if prev else
                       f"{vm}: healthy", vm=vm, power_state=status.state)
             self._db.set_held_reasons({vm: None})
-        return Reported([Tell(hook, vm, dict(context)) for hook, context in change.hooks],
-                        power_changed)
+        told = Announced(status.state, status.healthy and vm not in self.unannounced)
+        return Reported(self._told.record(vm, told, list(change.hooks)), power_changed)
 
     def repair_started(self, vm: str) -> None:
         self.in_flight.add(vm)
@@ -198,6 +206,17 @@ class FleetBook:
     def leadership_changed(self, view: LeadershipView) -> None:
         self._db.set_daemon_fact("ha", view.to_fact())
         self.dirty = True
+
+    def settled(self, outcome: list[tuple[RepairRecord, Settlement]], by: str,
+                since: float) -> tuple[list[Tell], list[HealthStatus]]:
+        """Interrupted repairs, settled from Azure: the announcements of those that
+        reached it, and the VMs to decide again at once — those whose repair never did,
+        when this daemon's own latest check (since ``since``) says they still fail."""
+        tells = self.interrupted([r for r, s in outcome if s.sent is not False], by)
+        again = [status for r, s in outcome if s.sent is False
+                 and (status := self.latest.get(r.vm)) is not None
+                 and not status.healthy and status.timestamp.timestamp() >= since]
+        return tells, again
 
     @staticmethod
     def interrupted(records: Iterable[RepairRecord], by: str) -> list[Tell]:

@@ -9,16 +9,34 @@ and fire ``on_restart``. Every decision that holds a repair back is logged with 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 
 from .component import ConfiguredComponent
 from .config import HookType, LifecycleConfig
-from .errors import HealthCheckError, SelfHealingError
+from .errors import HealthCheckError, LifecycleConfigError, SelfHealingError
 from .events import Event, log_event
-from .models import HealthFailure, PowerInfo, RepairAction, RestartResult, VMState, utcnow
-from .policy import GUEST_REPAIRS, Decision, corroborate, decide
+from .models import (
+    AzureMark,
+    HealthFailure,
+    PowerInfo,
+    RepairAction,
+    RepairRecord,
+    RestartResult,
+    VMState,
+    utcnow,
+)
+from .policy import (
+    GUEST_REPAIRS,
+    Decision,
+    Settlement,
+    corroborate,
+    decide,
+    settle,
+    wanted_action,
+)
 from .ports import AzureOperationError, ComputeApi, HookRunner, NotLeader, RepairLedger
 from .rules import FleetView
 from .state import StateStore
@@ -79,6 +97,10 @@ class SelfHealer(ConfiguredComponent):
         if decision.action in GUEST_REPAIRS:
             view, error = self._guest_view(vm_name)
             decision = corroborate(vm, healing, failure, decision, view, error, now)
+            if view is not None:
+                decision = dataclasses.replace(decision, mark=AzureMark.of(view))
+        elif decision.action is RepairAction.START:
+            decision = dataclasses.replace(decision, mark=AzureMark(failure.state))
         return decision
 
     def _guest_view(self, vm_name: str) -> tuple[PowerInfo | None, str | None]:
@@ -87,6 +109,16 @@ class SelfHealer(ConfiguredComponent):
             return self.compute.instance_view(resolve_target(self.config, vm_name)), None
         except (AzureOperationError, HealthCheckError) as exc:
             return None, str(exc)
+
+    def needs_fleet(self, failure: HealthFailure) -> bool:
+        """Could this failure lead to a repair (so its decision waits for the fleet view:
+        the circuit breaker, the cap)? No for reporting-only policies, faults that need
+        you, a VM stopped on purpose with its policy, or failures below the threshold."""
+        vm = self.config.vms.get(failure.vm_name)
+        return vm is not None and wanted_action(vm, failure)[0] is not None
+
+    def settle_all(self, records: list[RepairRecord]) -> list[tuple[RepairRecord, Settlement]]:
+        return [(record, self.settle(record)) for record in records]
 
     def should_restart(self, vm_name: str, failure: HealthFailure) -> bool:
         """Would a repair be started now (restart policy and every safety check)?"""
@@ -106,7 +138,7 @@ class SelfHealer(ConfiguredComponent):
         if decision.dry_run:
             return self.record_dry_run(vm_name, decision)
         return self.repair(vm_name, decision.action, reason=decision.reason,
-                           evidence=decision.evidence)
+                           evidence=decision.evidence, mark=decision.mark)
 
     def plan(self, vm_name: str, failure: HealthFailure, fleet: FleetView | None = None,
              last_healthy: float | None = None) -> Decision:
@@ -143,13 +175,29 @@ class SelfHealer(ConfiguredComponent):
                   evidence=decision.evidence)
         return RestartResult(vm_name=vm_name, success=True, action=decision.action, dry_run=True)
 
+    def settle(self, record: RepairRecord) -> Settlement:
+        """Ask Azure whether an interrupted repair's request ever reached it, and record
+        the answer (not sent: no budget spent, grace lifted). One instance view."""
+        try:
+            view, error = self.compute.instance_view(resolve_target(self.config, record.vm)), None
+        except (AzureOperationError, HealthCheckError, LifecycleConfigError) as exc:
+            view, error = None, str(exc)
+        settlement = settle(record, view, error)
+        self.ledger.settle_interrupted(record.id, sent=settlement.sent is not False,
+                                      note=f"interrupted: {settlement.words}", now=self._clock())
+        log_event(log, Event.REPAIR_SETTLED, f"{record.vm}: {record.action.value} of "
+                  f"{record.started_at:%H:%M:%S} UTC was interrupted; {settlement.words}",
+                  vm=record.vm, level=logging.WARNING, action=record.action,
+                  sent="unknown" if settlement.sent is None else settlement.sent)
+        return settlement
+
     def restart_vm(self, vm_name: str) -> RestartResult:
         """Restart ``vm_name`` now, regardless of policy (an explicit request)."""
         self._vm(vm_name)
         return self.repair(vm_name, RepairAction.RESTART, reason="requested")
 
     def repair(self, vm_name: str, action: RepairAction, reason: str,
-               evidence: str | None = None) -> RestartResult:
+               evidence: str | None = None, mark: AzureMark | None = None) -> RestartResult:
         """Carry out one repair: intent first, then Azure, then outcome, grace and hooks."""
         healing = self.config.healing
         target = resolve_target(self.config, vm_name)
@@ -160,6 +208,7 @@ class SelfHealer(ConfiguredComponent):
             repair_id = self.ledger.begin_repair(
                 vm_name, action, dry_run=False,
                 grace_until=started + timeout + healing.grace_period_seconds, now=started,
+                before=mark,
             )
         except NotLeader as exc:  # the intent could not be recorded: Azure is not asked
             raise SelfHealingError(f"{vm_name}: not repairing: {exc}") from None

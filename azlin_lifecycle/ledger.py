@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .models import RepairAction, RepairOutcome, RepairRecord
+from .models import AzureMark, RepairAction, RepairOutcome, RepairRecord
 from .ports import CoordinationError, LeaseStore, NotLeader
 from .state import StateStore
 
@@ -102,7 +102,7 @@ class SharedLedger:
 
     # ------------------------------------------------------------------ writing
     def begin_repair(self, vm: str, action: RepairAction, *, dry_run: bool, grace_until: float,
-                     now: float | None = None) -> int:
+                     now: float | None = None, before: AzureMark | None = None) -> int:
         """Record a repair before it is attempted; NotLeader if this monitor may not."""
         now = self._clock() if now is None else now
 
@@ -113,14 +113,15 @@ class SharedLedger:
                 "id": rid, "vm": vm, "action": action.value, "started": now,
                 "ended": now if dry_run else None,
                 "outcome": (RepairOutcome.DRY_RUN if dry_run else RepairOutcome.IN_FLIGHT).value,
-                "error": None, "by": self._lease_id, "monitor": self.identity})
+                "error": None, "by": self._lease_id, "monitor": self.identity,
+                "before": None if before is None else before.to_json()})
             if not dry_run:
                 doc["grace"][vm] = grace_until
             return rid
 
         rid = int(self._commit(change, now))
         self._mirror_ids[rid] = self._mirror.begin_repair(
-            vm, action, dry_run=dry_run, grace_until=grace_until, now=now)
+            vm, action, dry_run=dry_run, grace_until=grace_until, now=now, before=before)
         return rid
 
     def end_repair(self, repair_id: int, *, success: bool, error: str | None,
@@ -140,6 +141,22 @@ class SharedLedger:
                         RepairOutcome.SUCCEEDED if success else RepairOutcome.FAILED).value)
                     if grace_until is not None:
                         doc["grace"][rec["vm"]] = grace_until
+
+        self._commit(change, now)
+
+    def settle_interrupted(self, repair_id: int, *, sent: bool, note: str,
+                           now: float | None = None) -> None:
+        """As :meth:`StateStore.settle_interrupted`, in the shared ledger (NotLeader unless
+        leading)."""
+        now = self._clock() if now is None else now
+
+        def change(doc: Doc) -> None:
+            for rec in doc["repairs"]:
+                if rec["id"] == repair_id and rec["outcome"] == RepairOutcome.INTERRUPTED:
+                    rec["error"] = note
+                    if not sent:
+                        rec.update(outcome=RepairOutcome.NOT_SENT.value, ended=now)
+                        doc["grace"].pop(rec["vm"], None)
 
         self._commit(change, now)
 
@@ -193,7 +210,8 @@ class SharedLedger:
 def _record(rec: Doc) -> RepairRecord:
     return RepairRecord(id=int(rec["id"]), vm=rec["vm"], action=RepairAction(rec["action"]),
                         started=float(rec["started"]), ended=rec["ended"],
-                        outcome=RepairOutcome(rec["outcome"]), error=rec["error"])
+                        outcome=RepairOutcome(rec["outcome"]), error=rec["error"],
+                        before=AzureMark.from_json(rec.get("before")))
 
 
 def _dump(doc: Doc) -> bytes:

@@ -7,6 +7,7 @@ and the daemon all speak in these types.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -97,6 +98,7 @@ class PowerInfo:
     agent_time: dt.datetime | None = None
     agent_message: str | None = None
     vm_health: str | None = None
+    provisioning_time: str | None = None  # the ProvisioningState status's time, as Azure wrote it
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,69 @@ class RepairOutcome(StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # the daemon stopped before the repair ended
     DRY_RUN = "dry_run"
+    NOT_SENT = "not_sent"  # interrupted before its request reached Azure: no repair happened
+
+
+@dataclass(frozen=True)
+class Announced:
+    """What the hooks have told about a VM so far (its power state, and whether it was
+    announced healthy): kept across restarts, so a check stored just before a kill still
+    fires the hooks it owes."""
+
+    state: VMState
+    healthy: bool
+
+    def to_json(self) -> str:
+        return json.dumps({"state": self.state.value, "healthy": self.healthy})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Announced | None:
+        try:
+            raw = json.loads(text) if text else None
+            return None if not isinstance(raw, dict) else cls(VMState(raw["state"]),
+                                                                bool(raw["healthy"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+@dataclass(frozen=True)
+class OwedHook:
+    """A hook recorded as owed before it was handed to the runner; deleted once it ran."""
+
+    id: int
+    vm: str
+    hook: str
+    context: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AzureMark:
+    """What Azure said of a VM when a repair's intent was recorded: enough to tell, after
+    a kill, whether the request ever reached Azure (a restart, start or redeploy that
+    Azure accepted changes the provisioning state or its time, or the power state)."""
+
+    state: VMState
+    provisioning_state: str | None = None
+    provisioning_time: str | None = None
+
+    @classmethod
+    def of(cls, info: PowerInfo) -> AzureMark:
+        return cls(info.state, info.provisioning_state, info.provisioning_time)
+
+    def to_json(self) -> str:
+        return json.dumps({"state": self.state.value, "provisioning_state":
+                           self.provisioning_state, "provisioning_time": self.provisioning_time})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> AzureMark | None:
+        """The mark, or None for no mark or one this version cannot read."""
+        try:
+            raw = json.loads(text) if text else None
+            return None if not isinstance(raw, dict) else cls(
+                VMState(raw["state"]), raw.get("provisioning_state"),
+                raw.get("provisioning_time"))
+        except (ValueError, KeyError, TypeError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -275,10 +340,11 @@ class RepairRecord:
     ended: float | None
     outcome: RepairOutcome
     error: str | None
+    before: AzureMark | None = None  # Azure's view when the intent was recorded
 
     @property
     def counts_against_budget(self) -> bool:
-        return self.outcome is not RepairOutcome.DRY_RUN
+        return self.outcome not in (RepairOutcome.DRY_RUN, RepairOutcome.NOT_SENT)
 
     @property
     def failed(self) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .config import HealingSettings, MonitoringConfig, RestartPolicy
 from .models import (
+    AzureMark,
     HealthFailure,
     HoldKind,
     PowerInfo,
@@ -40,6 +41,7 @@ class Decision:
     dry_run: bool = False
     hold_kind: HoldKind | None = None
     evidence: str | None = None  # Azure's view of the guest, when it was asked
+    mark: AzureMark | None = None  # Azure's view of the VM, kept with the repair's intent
 
 
 def in_flight_cap(healing: HealingSettings, fleet_size: int) -> int:
@@ -108,8 +110,10 @@ def decide(
                         hold_kind=kind)
 
     # Dry-run decisions are judged against dry-run history, real ones against real history,
-    # so switching dry-run off is not blocked by repairs that never happened.
-    mine = [r for r in repairs if (r.outcome is RepairOutcome.DRY_RUN) == dry_run]
+    # so switching dry-run off is not blocked by repairs that never happened; nor is a
+    # repair whose request never reached Azure (NOT_SENT) counted at all.
+    mine = [r for r in repairs if (r.outcome is RepairOutcome.DRY_RUN) == dry_run
+            and r.outcome is not RepairOutcome.NOT_SENT]
     if not dry_run and grace_until > now:
         return hold(HoldKind.GRACE,
                     f"grace period after the last repair until {clock_utc(grace_until)}")
@@ -236,3 +240,49 @@ def corroborate(
         f"{why}; held back: Azure: {words} while SSH fails, so the guest OS is alive and SSH "
         f"or the network on the way is the likelier culprit; repairing {when}",
         held=True, dry_run=decision.dry_run, hold_kind=HoldKind.AGENT_READY, evidence=words)
+
+
+# --------------------------------------------------------------------------- after a kill
+TRANSITIONS = (VMState.STARTING, VMState.STOPPING, VMState.DEALLOCATING)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What Azure shows of a repair that was interrupted between its intent and its end.
+    ``sent``: False, the request never reached Azure; True, it did; None, Azure cannot
+    tell us (unreadable, or no view was kept with the intent) and it counts as sent."""
+
+    sent: bool | None
+    words: str
+
+
+def settle(record: RepairRecord, view: PowerInfo | None, error: str | None) -> Settlement:
+    """Did the interrupted ``record``'s request reach Azure? Compared with the view kept
+    with its intent (:class:`~.models.AzureMark`): an accepted restart, start or redeploy
+    moves the provisioning state to updating and then gives it a new time, or changes the
+    power state; unchanged and nothing under way means it was never received."""
+    action = record.action.value
+    if view is None:
+        return Settlement(None, f"Azure's view of the VM could not be read ({error}); the "
+                                f"{action} is taken as sent and its grace period stands")
+    if view.provisioning_state == "updating" or view.state in TRANSITIONS:
+        return Settlement(True, f"Azure shows an operation under way (provisioning "
+                                f"{view.provisioning_state}, power {view.state.value}): the "
+                                f"{action} reached Azure; its grace period stands")
+    mark = record.before
+    if mark is None:
+        return Settlement(None, f"no view of Azure was kept with the intent; the {action} is "
+                                "taken as sent and its grace period stands")
+    same_state = view.state is mark.state
+    same_provisioning = mark.provisioning_time is None or (
+        view.provisioning_state == mark.provisioning_state
+        and view.provisioning_time == mark.provisioning_time)
+    if same_state and same_provisioning:
+        return Settlement(False, f"the {action} never reached Azure: power state "
+                                 f"{view.state.value} and provisioning unchanged since the "
+                                 "intent, nothing under way; no budget spent, the rules decide "
+                                 "again now")
+    return Settlement(True, f"Azure shows the VM changed since the intent (power "
+                            f"{mark.state.value} -> {view.state.value}, provisioning "
+                            f"{mark.provisioning_time or '?'} -> {view.provisioning_time or '?'}): "
+                            f"the {action} reached Azure; its grace period stands")

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .config import HookSettings
-from .models import PowerInfo, RepairAction, RepairRecord, SshProbeResult, SshRoute, VMTarget
+from .models import (
+    AzureMark,
+    PowerInfo,
+    RepairAction,
+    RepairRecord,
+    SshProbeResult,
+    SshRoute,
+    VMTarget,
+)
 
 
 class AzureOperationError(Exception):
@@ -176,7 +184,13 @@ class RepairLedger(Protocol):
     def grace_until(self, vm: str) -> float: ...
 
     def begin_repair(self, vm: str, action: RepairAction, *, dry_run: bool, grace_until: float,
-                     now: float | None = None) -> int: ...
+                     now: float | None = None, before: AzureMark | None = None) -> int: ...
 
     def end_repair(self, repair_id: int, *, success: bool, error: str | None,
                    grace_until: float | None, now: float | None = None) -> None: ...
+
+    def settle_interrupted(self, repair_id: int, *, sent: bool, note: str,
+                           now: float | None = None) -> None:
+        """Record what Azure shows of an interrupted repair; not ``sent``: NOT_SENT, no
+        budget spent, the VM's grace period lifted."""
+        ...

@@ -12,7 +12,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .config import HealingSettings, HookType
-from .models import HealthStatus, PowerInfo, SshFault, SshProbeResult, VMState, VMTarget
+from .models import (
+    Announced,
+    HealthStatus,
+    PowerInfo,
+    SshFault,
+    SshProbeResult,
+    VMState,
+    VMTarget,
+)
 from .paths import host_key_name, known_hosts_path
 
 SSH_STATES = (VMState.RUNNING, VMState.UNKNOWN)  # Azure says it may be up: check SSH
@@ -88,12 +96,13 @@ class Transition:
     defer_healthy: bool = False  # healthy while its repair runs: announce after on_restart
 
 
-def transition(prev: HealthStatus | None, status: HealthStatus, *, repairing: bool,
-               unannounced: bool) -> Transition:
-    """The hooks a check fires: on_stop / on_start when the power state crosses stopped /
-    running, on_healthy when the VM becomes healthy — but never before the end of a repair
-    in flight (``repairing``), so on_restart always comes first; ``unannounced``: it was
-    healthy during its repair and is announced now."""
+def transition(prev: HealthStatus | Announced | None, status: HealthStatus, *,
+               repairing: bool, unannounced: bool) -> Transition:
+    """The hooks a check fires after ``prev`` (the check told last): on_stop / on_start
+    when the power state crosses stopped / running, on_healthy when the VM becomes
+    healthy — but never before the end of a repair in flight (``repairing``), so
+    on_restart always comes first; ``unannounced``: it was healthy during its repair and
+    is announced now."""
     hooks: list[tuple[HookType, Mapping[str, object]]] = []
     power_changed = prev is not None and prev.state != status.state
     if prev is not None and power_changed:

@@ -15,14 +15,23 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .fsio import ensure_private_dir
-from .models import HealthStatus, RepairAction, RepairOutcome, RepairRecord, VMHealingState
+from .models import (
+    Announced,
+    AzureMark,
+    HealthStatus,
+    OwedHook,
+    RepairAction,
+    RepairOutcome,
+    RepairRecord,
+    VMHealingState,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS checks (
@@ -38,7 +47,9 @@ CREATE TABLE IF NOT EXISTS repairs (
     started REAL NOT NULL,
     ended REAL,
     outcome TEXT NOT NULL,          -- in_flight | succeeded | failed | interrupted | dry_run
-    error TEXT
+                                    -- | not_sent
+    error TEXT,
+    before TEXT                     -- Azure's view of the VM when the intent was recorded
 );
 CREATE INDEX IF NOT EXISTS repairs_by_vm ON repairs (vm, started);
 CREATE TABLE IF NOT EXISTS vm_state (
@@ -46,7 +57,15 @@ CREATE TABLE IF NOT EXISTS vm_state (
     grace_until REAL NOT NULL DEFAULT 0,
     held_reason TEXT,
     updated REAL NOT NULL DEFAULT 0,
-    evidence TEXT                   -- Azure's view of the guest at the last decision
+    evidence TEXT,                  -- Azure's view of the guest at the last decision
+    announced TEXT                  -- what the hooks told last (Announced, JSON)
+);
+CREATE TABLE IF NOT EXISTS owed_hooks (  -- recorded before a hook is run, deleted after
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    vm TEXT NOT NULL,
+    hook TEXT NOT NULL,
+    context TEXT NOT NULL,
+    created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS daemon (
     key TEXT PRIMARY KEY,
@@ -89,10 +108,12 @@ class StateStore:
 
     def _migrate(self) -> None:
         """Add columns that a database from an older version lacks (data kept)."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(vm_state)")}
-        if "evidence" not in columns:
-            with contextlib.suppress(sqlite3.OperationalError):  # another process won
-                self._db.execute("ALTER TABLE vm_state ADD COLUMN evidence TEXT")
+        for table, column in (("vm_state", "evidence"), ("repairs", "before"),
+                              ("vm_state", "announced")):
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process won
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -155,14 +176,16 @@ class StateStore:
 
     # ------------------------------------------------------------------ repairs
     def begin_repair(self, vm: str, action: RepairAction, *, dry_run: bool, grace_until: float,
-                     now: float | None = None) -> int:
+                     now: float | None = None, before: AzureMark | None = None) -> int:
         """Record a repair before it is attempted; commits before returning."""
         now = time.time() if now is None else now
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO repairs (vm, action, started, ended, outcome) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO repairs (vm, action, started, ended, outcome, before) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (vm, action.value, now, now if dry_run else None,
-                 RepairOutcome.DRY_RUN if dry_run else RepairOutcome.IN_FLIGHT),
+                 RepairOutcome.DRY_RUN if dry_run else RepairOutcome.IN_FLIGHT,
+                 None if before is None else before.to_json()),
             )
             if not dry_run:
                 self._set_grace(db, vm, grace_until)
@@ -191,6 +214,23 @@ class StateStore:
                 "WHERE outcome = 'in_flight'"
             )
         return [dataclasses.replace(_repair(r), outcome=RepairOutcome.INTERRUPTED) for r in rows]
+
+    def settle_interrupted(self, repair_id: int, *, sent: bool, note: str,
+                           now: float | None = None) -> None:
+        """What Azure shows of an interrupted repair. Not ``sent``: it never reached Azure,
+        so it becomes NOT_SENT (no budget spent) and the VM's grace period is lifted."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            row = db.execute("SELECT vm FROM repairs WHERE id = ? AND outcome = 'interrupted'",
+                             (repair_id,)).fetchone()
+            if row is None:
+                return
+            if sent:
+                db.execute("UPDATE repairs SET error = ? WHERE id = ?", (note, repair_id))
+                return
+            db.execute("UPDATE repairs SET outcome = ?, error = ?, ended = ? WHERE id = ?",
+                       (RepairOutcome.NOT_SENT, note, now, repair_id))
+            self._set_grace(db, row[0], 0.0)
 
     def repairs(self, vm: str | None = None, since: float = 0.0) -> list[RepairRecord]:
         with self._lock:
@@ -259,6 +299,38 @@ class StateStore:
                 [(vm, value, now) for vm, value in values.items()],
             )
 
+    # ------------------------------------------------------------------ announcements
+    def announce(self, vm: str, announced: Announced,
+                 hooks: Iterable[tuple[str, Mapping[str, object]]]) -> list[int]:
+        """Record what is now told of ``vm`` and the hooks that tell it, in one transaction
+        (a kill leaves either both or neither); the owed hooks' ids."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT INTO vm_state (vm, announced, updated) VALUES (?, ?, ?) "
+                       "ON CONFLICT(vm) DO UPDATE SET announced = excluded.announced, "
+                       "updated = excluded.updated", (vm, announced.to_json(), now))
+            return [int(db.execute(
+                "INSERT INTO owed_hooks (vm, hook, context, created) VALUES (?, ?, ?, ?)",
+                (vm, hook, json.dumps(dict(context), default=str), now)).lastrowid or 0)
+                for hook, context in hooks]
+
+    def announced(self) -> dict[str, Announced]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT vm, announced FROM vm_state WHERE announced IS NOT NULL").fetchall()
+        return {vm: a for vm, text in rows if (a := Announced.from_json(text)) is not None}
+
+    def owed_hooks(self) -> list[OwedHook]:
+        """Hooks recorded as owed and not known to have run (oldest first)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, vm, hook, context FROM owed_hooks ORDER BY id").fetchall()
+        return [OwedHook(i, vm, hook, json.loads(ctx)) for i, vm, hook, ctx in rows]
+
+    def hook_ran(self, owed_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM owed_hooks WHERE id = ?", (owed_id,))
+
     # ------------------------------------------------------------------ daemon facts
     def set_daemon_fact(self, key: str, value: Any) -> None:
         with self._tx() as db:
@@ -278,4 +350,5 @@ def _repair(row: Any) -> RepairRecord:
     return RepairRecord(
         id=row[0], vm=row[1], action=RepairAction(row[2]), started=row[3], ended=row[4],
         outcome=RepairOutcome(row[5]), error=row[6],
+        before=AzureMark.from_json(row[7]) if len(row) > 7 else None,
     )

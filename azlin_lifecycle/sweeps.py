@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .adapters.libc import release_free_memory
-from .errors import HealthCheckError
+from .config import LifecycleConfig
+from .errors import HealthCheckError, LifecycleConfigError
 from .events import Event, log_event
 from .health import HealthMonitor
 from .models import HealthStatus, PowerInfo, VMTarget
+from .targets import resolve_target
 
 log = logging.getLogger("azlin_lifecycle.daemon")
 
@@ -44,11 +46,12 @@ class Batch:
 
 @dataclass(frozen=True)
 class Checked:
-    """One probe is in: the VM, when its batch started, and the batch's results once the
-    last of its VMs is in (else None)."""
+    """One probe is in: the VM, when its batch started, its result (None: the check
+    crashed, and said so), and the batch's results once the last VM is in (else None)."""
 
     vm: str
     started: float
+    status: HealthStatus | None
     finished: list[HealthStatus] | None
 
 
@@ -86,9 +89,24 @@ class CheckRunner:
                 return items
 
     # ------------------------------------------------------------------ a batch
-    def dispatch(self, targets: list[VMTarget], now: float) -> None:
-        """Check ``targets`` as one batch: the same two steps as
-        HealthMonitor.check_many, power states first, then each probe."""
+    def dispatch(self, vms: list[str], config: LifecycleConfig, now: float) -> list[str]:
+        """Check ``vms`` as one batch: the same two steps as HealthMonitor.check_many,
+        power states first, then each probe. Returns the VMs that cannot be checked (their
+        place in Azure cannot be worked out), which it logged."""
+        targets: list[VMTarget] = []
+        unresolved = []
+        for vm in vms:
+            try:
+                targets.append(resolve_target(config, vm))
+            except LifecycleConfigError as exc:
+                unresolved.append(vm)
+                log_event(log, Event.CHECK_FAILED, f"{vm}: cannot check: {exc}", vm=vm,
+                          level=logging.ERROR, reason=str(exc))
+        if targets:
+            self._dispatch(targets, now)
+        return unresolved
+
+    def _dispatch(self, targets: list[VMTarget], now: float) -> None:
         self._batch_ids += 1
         batch_id = self._batch_ids
         self._batches[batch_id] = Batch(started=now, waiting={t.name for t in targets})
@@ -118,14 +136,16 @@ class CheckRunner:
         self._pending.discard(future)
         batch = self._batches[batch_id]
         batch.waiting.discard(vm)
+        status = None
         try:
-            batch.results.append(future.result())
+            status = future.result()
+            batch.results.append(status)
         except Exception:
             log.exception("%s: health check crashed", vm)
         if batch.waiting:
-            return Checked(vm, batch.started, None)
+            return Checked(vm, batch.started, status, None)
         del self._batches[batch_id]
-        return Checked(vm, batch.started, batch.results)
+        return Checked(vm, batch.started, status, batch.results)
 
     def trim_memory(self) -> None:
         """Once no batch is in flight, give a sweep's freed memory back (at most every
@@ -135,20 +155,21 @@ class CheckRunner:
             self._last_trim = now
             release_free_memory()
 
-    # ------------------------------------------------------------------ a repair
-    def repair(self, vm: str, act: Callable[[], Any]) -> None:
-        """Run ``act()`` on a thread of its own; its result (or exception) comes back as
-        a ("repair", vm, outcome) completion."""
+    # ------------------------------------------------------------------ aside
+    def aside(self, kind: str, payload: Any, work: Callable[[], Any]) -> None:
+        """Run ``work()`` on a thread of its own (a repair, a question to Azure); its
+        result, or the exception it raised, comes back as a (kind, payload, outcome)
+        completion."""
         def run() -> None:
             try:
-                outcome = act()
+                outcome = work()
             except BaseException as exc:  # recorded and logged by the loop
                 outcome = exc
-            self.post("repair", vm, outcome)
+            self.post(kind, payload, outcome)
 
         # A plain daemon thread: a repair waits minutes on Azure and must not keep a
         # stopping daemon alive (its intent is already committed to the state store).
-        threading.Thread(target=run, name=f"repair-{vm}", daemon=True).start()
+        threading.Thread(target=run, name=f"{kind}-{payload}"[:40], daemon=True).start()
 
     def _submit(self, pool: ThreadPoolExecutor, kind: str, payload: Any,
                 fn: Callable[..., Any], *args: Any) -> None:

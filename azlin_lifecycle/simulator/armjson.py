@@ -39,8 +39,9 @@ def provisioning_status(vm: SimVM) -> dict[str, Any]:
             status["message"] = vm.provisioning_message
         return status
     display = {"succeeded": "Provisioning succeeded", "updating": "Updating"}[state]
+    # Azure's time of this status is when the last operation on the VM ended.
     return {"code": f"ProvisioningState/{state}", "level": "Info", "displayStatus": display,
-            "time": iso(vm.created)}
+            "time": iso(vm.provisioned)}
 
 
 def provisioning_state(vm: SimVM) -> str:

@@ -102,6 +102,7 @@ class SimVM:
     ssh_port: int
     vm_id: str
     created: float = field(default_factory=time.time)
+    provisioned: float = field(default_factory=time.time)  # when the last operation ended
     power: str = "running"
     provisioning: str = "succeeded"  # succeeded | updating | failed/<Code>
     provisioning_message: str | None = None
@@ -256,6 +257,7 @@ class FleetState:
             if vm.epoch != epoch:
                 return
             vm.current = None
+            vm.provisioned = time.time()
             if fail is not None:
                 vm.epoch += 1  # cancels the pending boot: a failed action leaves SSH down
                 vm.provisioning, vm.provisioning_message = f"failed/{fail[0]}", fail[1]

@@ -27,10 +27,12 @@ AGENT_RUNNING = "GuestAgent is running and accepting new configurations."
 EXPECTED = {
     "VirtualMachine_Get_InstanceView.json": PowerInfo(
         VMState.RUNNING, "succeeded", "Ready", agent_message=AGENT_RUNNING,
-        agent_time=dt.datetime(2019, 10, 14, 23, 11, 22, tzinfo=dt.UTC)),
+        agent_time=dt.datetime(2019, 10, 14, 23, 11, 22, tzinfo=dt.UTC),
+        provisioning_time="2019-10-14T21:30:12.805191+00:00"),
     "VirtualMachine_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json": PowerInfo(
         VMState.RUNNING, "succeeded", "Ready", agent_message=AGENT_RUNNING,
-        agent_time=dt.datetime(2026, 4, 1, 23, 11, 22, tzinfo=dt.UTC)),
+        agent_time=dt.datetime(2026, 4, 1, 23, 11, 22, tzinfo=dt.UTC),
+        provisioning_time="2026-04-01T21:30:12.805191+00:00"),
 }
 
 

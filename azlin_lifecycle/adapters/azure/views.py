@@ -26,19 +26,29 @@ def power_info_from_view(view: Mapping[str, Any] | None) -> PowerInfo:
         return PowerInfo(VMState.UNKNOWN, message="Azure returned no instance view")
     power: str | None = None
     provisioning: str | None = None
+    provisioned_at: str | None = None
     for status in view.get("statuses") or []:
         code = status.get("code") or ""
         if code.startswith("PowerState/") and power is None:
             power = code
         elif code.startswith("ProvisioningState/") and provisioning is None:
             provisioning = code.split("/", 1)[1]
+            provisioned_at = _time_text(status.get("time"))
     agent = ((view.get("vmAgent") or {}).get("statuses") or [{}])[0]
     health = ((view.get("vmHealth") or {}).get("status") or {}).get("code") or ""
     return PowerInfo(
         VMState.from_power_code(power), provisioning, agent.get("displayStatus"),
         agent_time=_timestamp(agent.get("time")), agent_message=agent.get("message"),
         vm_health=health.split("/", 1)[1].lower() if health.startswith("HealthState/") else None,
+        provisioning_time=provisioned_at,
     )
+
+
+def _time_text(value: Any) -> str | None:
+    """A status's ``time`` as ISO 8601 text, to the microsecond, the same from JSON and
+    from an SDK model (which holds a datetime; Azure writes seven fractional digits)."""
+    parsed = _timestamp(value)
+    return None if parsed is None else parsed.isoformat()
 
 
 def _timestamp(value: Any) -> dt.datetime | None:
