@@ -26,8 +26,7 @@ restart/start/redeploy) and is retried here while the deadline allows:
   :class:`~azlin_lifecycle.ports.AzureOperationError` (``code`` is Azure's code, e.g.
   ``TooManyRequests``), instead of sleeping;
 * every HTTP request gets ``connection_timeout``/``read_timeout`` no longer than what is
-  left; long-running operations are polled by a poller that stops at the deadline, and
-  the caller stops waiting for it at the deadline in any case.
+  left.
 
 Errors: 404 from ``instance_view`` is ``PowerInfo(NOT_FOUND, message=<Azure's message>)``;
 a credential that fails (``CredentialUnavailableError``, ``ClientAuthenticationError``,
@@ -47,12 +46,8 @@ with Retry-After on that listing holds further listings of the subscription unti
 (failing at once, without a request); low ``x-ms-ratelimit-remaining-*`` budgets are
 logged (:mod:`.limits`).
 
-Repairs: operations are polled every ``polling_interval`` seconds (or sooner when Azure's
-Retry-After says so). The action's POST is retried only when Azure certainly did not take
-it (429). After a 5xx, a timeout or a dropped connection the VM's instance view is read
-first: provisioning ``updating`` (or a power state in transition) means the POST was
-accepted, and the repair waits for it by polling the instance view; otherwise it is
-POSTed again within the deadline.
+Repairs (restart, start, redeploy: long-running operations, and what happens when
+Azure's answer to one is lost) are :mod:`.repairs`.
 """
 
 from __future__ import annotations
@@ -70,12 +65,14 @@ from .errors import (
     backoff_seconds,
     error_code,
     error_message,
+    request_timeouts,
     retry_after_seconds,
 )
 from .limits import NotBefore, RateLimitWatch
 from .listing import SubscriptionListings
 from .login import SharedTokenCache, build_credential, credential_scope, login_error
-from .views import power_info_from_view, provisioning_failure, resource_group_of, view_of
+from .repairs import ArmRepairs
+from .views import power_info_from_view, resource_group_of, view_of
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -86,11 +83,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT_MAX = 10.0
 POOL_SIZE = 64
 DEFAULT_POLL_SECONDS = 5.0
 THROTTLE_STATUSES = frozenset({429, 503})  # whose Retry-After holds the next listings
-TRANSITIONS = frozenset({VMState.STARTING, VMState.STOPPING, VMState.DEALLOCATING})
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -124,7 +119,7 @@ class ArmCompute:
         reader = self.reader()
         path = instance_view_path(target.subscription_id, target.resource_group, target.name)
         try:
-            view = self._call(
+            view = self.call(
                 f"instance view of {target.name}", lambda kw: reader.get(path, **kw),
                 self.timeout,
             )
@@ -151,18 +146,18 @@ class ArmCompute:
 
         reader = self.reader()
         try:
-            return self._call(what, lambda kw: reader.get(path, params, **kw), self.timeout)
-        except HttpResponseError as exc:  # 404 and 400, which _call leaves to callers
+            return self.call(what, lambda kw: reader.get(path, params, **kw), self.timeout)
+        except HttpResponseError as exc:  # 404 and 400, which call leaves to callers
             raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
 
     def restart(self, target: VMTarget, timeout: float) -> None:
-        self._action(target, "restart", timeout)
+        ArmRepairs(self).run(target, "restart", timeout)
 
     def start(self, target: VMTarget, timeout: float) -> None:
-        self._action(target, "start", timeout)
+        ArmRepairs(self).run(target, "start", timeout)
 
     def redeploy(self, target: VMTarget, timeout: float) -> None:
-        self._action(target, "redeploy", timeout)
+        ArmRepairs(self).run(target, "redeploy", timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -236,7 +231,7 @@ class ArmCompute:
         return self._credential
 
     # ------------------------------------------------------------------ calls
-    def _call(
+    def call(
         self,
         what: str,
         fn: Callable[[dict[str, Any]], T],
@@ -265,7 +260,7 @@ class ArmCompute:
                 raise AzureOperationError(
                     f"{what}: no answer from Azure within {timeout:g} s", "Timeout"
                 )
-            kw = {"connection_timeout": min(left, CONNECT_TIMEOUT_MAX), "read_timeout": left}
+            kw = request_timeouts(left)
             try:
                 return fn(kw)
             except ClientAuthenticationError as exc:
@@ -320,7 +315,7 @@ class ArmCompute:
                 raise
 
         try:
-            vms = self._call(what, fetch, self.timeout)
+            vms = self.call(what, fetch, self.timeout)
         except HttpResponseError as exc:  # 400, 404
             raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
         except AzureOperationError:
@@ -341,173 +336,6 @@ class ArmCompute:
                 f"Azure throttled listing of subscription {subscription_id} until "
                 f"{until:%H:%M:%S} UTC (Retry-After); checks of its VMs resume by themselves "
                 "then", "TooManyRequests")
-
-    def _action(self, target: VMTarget, action: str, timeout: float) -> None:
-        """Start the long-running ``action`` and wait for it until ``timeout``."""
-        from azure.core.exceptions import AzureError, HttpResponseError
-
-        client = self.client(target.subscription_id)
-        what = f"{action} of {target.name}"
-        deadline = time.monotonic() + timeout
-        begin = getattr(client.virtual_machines, f"begin_{action}")
-        interval = self.polling_interval
-
-        def start(kw: dict[str, Any]) -> Any:
-            polling = _deadline_polling(interval, deadline, client._config.base_url, kw)
-            return begin(target.resource_group, target.name, polling=polling, **kw)
-
-        timed_out = AzureOperationError(
-            f"{what} did not finish within {timeout:g} s", "OperationTimedOut"
-        )
-        poller = self._post_once(target, what, start, timeout, deadline)
-        if poller is None:  # accepted although Azure's answer was lost: waited already
-            return
-        try:
-            poller.wait(timeout=max(deadline - time.monotonic(), 0.0))
-            if not poller.done():
-                raise timed_out
-            poller.result(timeout=0)
-        except _LroDeadline:
-            raise timed_out from None
-        except HttpResponseError as exc:
-            raise AzureOperationError(
-                f"{what} failed: {error_message(exc)}", error_code(exc)
-            ) from None
-        except AzureError as exc:
-            raise AzureOperationError(f"{what} failed: {error_message(exc)}") from None
-
-    def _post_once(self, target: VMTarget, what: str, start: Callable[[dict[str, Any]], Any],
-                   timeout: float, deadline: float) -> Any:
-        """POST the action; the poller, or None when it turned out accepted and has ended.
-
-        Retried at once only after a 429 (Azure did not take it). After a 5xx, a timeout
-        or a dropped connection the instance view decides: accepted (updating, or a
-        power state in transition) -> wait for it here; unchanged -> POST again.
-        """
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ServiceRequestError,
-            ServiceResponseError,
-        )
-
-        attempt = 0
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AzureOperationError(f"{what}: no answer from Azure within {timeout:g} s",
-                                          "Timeout")
-            kw = {"connection_timeout": min(left, CONNECT_TIMEOUT_MAX), "read_timeout": left}
-            asked: float | None = None
-            try:
-                return start(kw)
-            except ClientAuthenticationError as exc:
-                raise login_error(exc) from None
-            except HttpResponseError as exc:
-                status, code = exc.status_code, error_code(exc)
-                if status != 429 and status not in RETRY_STATUSES:
-                    raise AzureOperationError(f"{what}: {error_message(exc)}", code) from None
-                headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
-                asked = retry_after_seconds(headers)
-                reason = f"HTTP {status}"
-                uncertain = status != 429
-            except (ServiceRequestError, ServiceResponseError) as exc:
-                reason, code, uncertain = error_message(exc), "ServiceUnavailable", True
-            if uncertain and self._accepted(target, what, reason, deadline):
-                self._wait_by_instance_view(target, what, timeout, deadline)
-                return None
-            wait = backoff_seconds(attempt) if asked is None else asked
-            if time.monotonic() + wait >= deadline:
-                raise AzureOperationError(
-                    f"{what}: Azure did not take it in time ({reason}); gave up within the "
-                    f"{timeout:g} s limit", code)
-            time.sleep(wait)
-            attempt += 1
-
-    def _view(self, target: VMTarget, what: str, deadline: float) -> dict[str, Any]:
-        """The VM's instance view during a repair; every failure is AzureOperationError."""
-        from azure.core.exceptions import HttpResponseError
-
-        from .reads import instance_view_path
-
-        reader = self.reader()
-        path = instance_view_path(target.subscription_id, target.resource_group, target.name)
-        read = f"instance view of {target.name} during {what}"
-        try:
-            return self._call(read, lambda kw: reader.get(path, **kw), self.timeout, deadline)
-        except HttpResponseError as exc:  # 404, 400
-            raise AzureOperationError(f"{read}: {error_message(exc)}", error_code(exc)) from None
-
-    def _accepted(self, target: VMTarget, what: str, reason: str, deadline: float) -> bool:
-        """Did Azure take the POST that answered ``reason``? Read from the instance view."""
-        try:
-            info = power_info_from_view(self._view(target, what, deadline))
-        except AzureOperationError as exc:
-            raise AzureOperationError(
-                f"{what}: Azure answered {reason} and the VM's state could not be read "
-                f"({exc}); check the VM before repairing it again", exc.code) from None
-        return _in_progress(info)
-
-    def _wait_by_instance_view(self, target: VMTarget, what: str, timeout: float,
-                               deadline: float) -> None:
-        """Poll the instance view until provisioning leaves ``updating``."""
-        step = max(self.polling_interval, 0.1)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AzureOperationError(f"{what} did not finish within {timeout:g} s",
-                                          "OperationTimedOut")
-            time.sleep(min(step, left))
-            view = self._view(target, what, deadline)
-            if _in_progress(power_info_from_view(view)):
-                continue
-            failure = provisioning_failure(view)
-            if failure is not None:
-                raise AzureOperationError(f"{what} failed: {failure[1]}", failure[0])
-            return
-
-
-def _in_progress(info: PowerInfo) -> bool:
-    """An action under way: provisioning ``updating``, or a power state in transition."""
-    return info.provisioning_state == "updating" or info.state in TRANSITIONS
-
-
-class _LroDeadline(Exception):
-    """Raised inside the poller thread when the next poll would pass the deadline."""
-
-
-def _deadline_polling(
-    interval: float, deadline: float, base_url: str, transport_kwargs: dict[str, Any]
-) -> Any:
-    """An ARMPolling that never sleeps past ``deadline`` and retries 429/5xx status polls."""
-    from azure.mgmt.core.polling.arm_polling import ARMPolling
-
-    class DeadlinePolling(ARMPolling):
-        def _delay(self) -> None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _LroDeadline("deadline passed")
-            # Retry-After when Azure sends one, never longer than the interval
-            self._sleep(min(self._extract_delay(), interval, left))
-
-        def request_status(self, status_link: str) -> Any:
-            attempt = 0
-            while True:
-                self._operation_config["read_timeout"] = max(deadline - time.monotonic(), 0.1)
-                response = super().request_status(status_link)
-                status = response.http_response.status_code
-                if status not in RETRY_STATUSES:
-                    return response
-                asked = retry_after_seconds(response.http_response.headers)
-                wait = backoff_seconds(attempt) if asked is None else asked
-                if time.monotonic() + wait >= deadline:
-                    return response  # the SDK turns it into an error
-                time.sleep(wait)
-                attempt += 1
-
-    return DeadlinePolling(
-        interval, path_format_arguments={"endpoint": base_url}, **transport_kwargs
-    )
 
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""What an ARM answer asks of a retry, and Azure's error code and message in one line."""
+"""What an ARM answer asks of a retry, how long one request may wait, and Azure's error
+code and message in one line."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 import email.utils
 import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from azure.core.exceptions import HttpResponseError
@@ -19,6 +20,14 @@ BACKOFF_FIRST = 0.5
 
 
 BACKOFF_MAX = 8.0
+
+
+CONNECT_TIMEOUT_MAX = 10.0
+
+
+def request_timeouts(left: float) -> dict[str, Any]:
+    """One request's transport timeouts: none longer than the ``left`` seconds of its call."""
+    return {"connection_timeout": min(left, CONNECT_TIMEOUT_MAX), "read_timeout": left}
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: dt.datetime | None = None) -> float | None:

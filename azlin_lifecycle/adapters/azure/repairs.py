@@ -1,0 +1,213 @@
+"""Repairs through ARM: restart, start and redeploy, each waited for until its deadline.
+
+:class:`ArmRepairs` runs one action for an :class:`~.compute.ArmCompute`, with that
+adapter's per-subscription ``ComputeManagementClient``, its reader and its retrying
+:meth:`~.compute.ArmCompute.call`. The caller's ``timeout`` bounds the whole action.
+
+Operations are polled every ``polling_interval`` seconds (or sooner when Azure's
+Retry-After says so) by a poller that stops at the deadline and retries 429/5xx status
+polls; the caller stops waiting for it at the deadline in any case. The action's POST is
+retried only when Azure certainly did not take it (429). After a 5xx, a timeout or a
+dropped connection the VM's instance view is read first: provisioning ``updating`` (or a
+power state in transition) means the POST was accepted, and the repair waits for it by
+polling the instance view; otherwise it is POSTed again within the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ...models import PowerInfo, VMState, VMTarget
+from ...ports import AzureOperationError
+from .errors import (
+    RETRY_STATUSES,
+    backoff_seconds,
+    error_code,
+    error_message,
+    request_timeouts,
+    retry_after_seconds,
+)
+from .login import login_error
+from .views import power_info_from_view, provisioning_failure
+
+if TYPE_CHECKING:
+    from .compute import ArmCompute
+
+TRANSITIONS = frozenset({VMState.STARTING, VMState.STOPPING, VMState.DEALLOCATING})
+
+
+class ArmRepairs:
+    """The long-running actions of one :class:`~.compute.ArmCompute`."""
+
+    def __init__(self, compute: ArmCompute) -> None:
+        self.compute = compute
+
+    def run(self, target: VMTarget, action: str, timeout: float) -> None:
+        """Start the long-running ``action`` and wait for it until ``timeout``."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        client = self.compute.client(target.subscription_id)
+        what = f"{action} of {target.name}"
+        deadline = time.monotonic() + timeout
+        begin = getattr(client.virtual_machines, f"begin_{action}")
+        interval = self.compute.polling_interval
+
+        def start(kw: dict[str, Any]) -> Any:
+            polling = _deadline_polling(interval, deadline, client._config.base_url, kw)
+            return begin(target.resource_group, target.name, polling=polling, **kw)
+
+        timed_out = AzureOperationError(
+            f"{what} did not finish within {timeout:g} s", "OperationTimedOut"
+        )
+        poller = self._post_once(target, what, start, timeout, deadline)
+        if poller is None:  # accepted although Azure's answer was lost: waited already
+            return
+        try:
+            poller.wait(timeout=max(deadline - time.monotonic(), 0.0))
+            if not poller.done():
+                raise timed_out
+            poller.result(timeout=0)
+        except _LroDeadline:
+            raise timed_out from None
+        except HttpResponseError as exc:
+            raise AzureOperationError(
+                f"{what} failed: {error_message(exc)}", error_code(exc)
+            ) from None
+        except AzureError as exc:
+            raise AzureOperationError(f"{what} failed: {error_message(exc)}") from None
+
+    def _post_once(self, target: VMTarget, what: str, start: Callable[[dict[str, Any]], Any],
+                   timeout: float, deadline: float) -> Any:
+        """POST the action; the poller, or None when it turned out accepted and has ended.
+
+        Retried at once only after a 429 (Azure did not take it). After a 5xx, a timeout
+        or a dropped connection the instance view decides: accepted (updating, or a
+        power state in transition) -> wait for it here; unchanged -> POST again.
+        """
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AzureOperationError(f"{what}: no answer from Azure within {timeout:g} s",
+                                          "Timeout")
+            kw = request_timeouts(left)
+            asked: float | None = None
+            try:
+                return start(kw)
+            except ClientAuthenticationError as exc:
+                raise login_error(exc) from None
+            except HttpResponseError as exc:
+                status, code = exc.status_code, error_code(exc)
+                if status != 429 and status not in RETRY_STATUSES:
+                    raise AzureOperationError(f"{what}: {error_message(exc)}", code) from None
+                headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
+                asked = retry_after_seconds(headers)
+                reason = f"HTTP {status}"
+                uncertain = status != 429
+            except (ServiceRequestError, ServiceResponseError) as exc:
+                reason, code, uncertain = error_message(exc), "ServiceUnavailable", True
+            if uncertain and self._accepted(target, what, reason, deadline):
+                self._wait_by_instance_view(target, what, timeout, deadline)
+                return None
+            wait = backoff_seconds(attempt) if asked is None else asked
+            if time.monotonic() + wait >= deadline:
+                raise AzureOperationError(
+                    f"{what}: Azure did not take it in time ({reason}); gave up within the "
+                    f"{timeout:g} s limit", code)
+            time.sleep(wait)
+            attempt += 1
+
+    def _view(self, target: VMTarget, what: str, deadline: float) -> dict[str, Any]:
+        """The VM's instance view during a repair; every failure is AzureOperationError."""
+        from azure.core.exceptions import HttpResponseError
+
+        from .reads import instance_view_path
+
+        compute = self.compute
+        reader = compute.reader()
+        path = instance_view_path(target.subscription_id, target.resource_group, target.name)
+        read = f"instance view of {target.name} during {what}"
+        try:
+            return compute.call(read, lambda kw: reader.get(path, **kw), compute.timeout, deadline)
+        except HttpResponseError as exc:  # 404, 400
+            raise AzureOperationError(f"{read}: {error_message(exc)}", error_code(exc)) from None
+
+    def _accepted(self, target: VMTarget, what: str, reason: str, deadline: float) -> bool:
+        """Did Azure take the POST that answered ``reason``? Read from the instance view."""
+        try:
+            info = power_info_from_view(self._view(target, what, deadline))
+        except AzureOperationError as exc:
+            raise AzureOperationError(
+                f"{what}: Azure answered {reason} and the VM's state could not be read "
+                f"({exc}); check the VM before repairing it again", exc.code) from None
+        return _in_progress(info)
+
+    def _wait_by_instance_view(self, target: VMTarget, what: str, timeout: float,
+                               deadline: float) -> None:
+        """Poll the instance view until provisioning leaves ``updating``."""
+        step = max(self.compute.polling_interval, 0.1)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AzureOperationError(f"{what} did not finish within {timeout:g} s",
+                                          "OperationTimedOut")
+            time.sleep(min(step, left))
+            view = self._view(target, what, deadline)
+            if _in_progress(power_info_from_view(view)):
+                continue
+            failure = provisioning_failure(view)
+            if failure is not None:
+                raise AzureOperationError(f"{what} failed: {failure[1]}", failure[0])
+            return
+
+
+def _in_progress(info: PowerInfo) -> bool:
+    """An action under way: provisioning ``updating``, or a power state in transition."""
+    return info.provisioning_state == "updating" or info.state in TRANSITIONS
+
+
+class _LroDeadline(Exception):
+    """Raised inside the poller thread when the next poll would pass the deadline."""
+
+
+def _deadline_polling(
+    interval: float, deadline: float, base_url: str, transport_kwargs: dict[str, Any]
+) -> Any:
+    """An ARMPolling that never sleeps past ``deadline`` and retries 429/5xx status polls."""
+    from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+    class DeadlinePolling(ARMPolling):
+        def _delay(self) -> None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _LroDeadline("deadline passed")
+            # Retry-After when Azure sends one, never longer than the interval
+            self._sleep(min(self._extract_delay(), interval, left))
+
+        def request_status(self, status_link: str) -> Any:
+            attempt = 0
+            while True:
+                self._operation_config["read_timeout"] = max(deadline - time.monotonic(), 0.1)
+                response = super().request_status(status_link)
+                status = response.http_response.status_code
+                if status not in RETRY_STATUSES:
+                    return response
+                asked = retry_after_seconds(response.http_response.headers)
+                wait = backoff_seconds(attempt) if asked is None else asked
+                if time.monotonic() + wait >= deadline:
+                    return response  # the SDK turns it into an error
+                time.sleep(wait)
+                attempt += 1
+
+    return DeadlinePolling(
+        interval, path_format_arguments={"endpoint": base_url}, **transport_kwargs
+    )
