@@ -147,3 +147,28 @@ def test_only_a_real_missing_login_says_az_login() -> None:
     # ARM refusing the token (401) of a logged-in az: the login is what to renew.
     refused = ClientAuthenticationError("(ExpiredAuthenticationToken) The access token expiry")
     assert "run `az login`" in str(login_error(refused))
+
+
+def test_a_repair_refused_by_a_managed_identity_points_at_the_identity_not_az_login() -> None:
+    """The repair's POST words a login failure for the configured credential, as reads do."""
+    import time as _time
+
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from azlin_lifecycle.adapters.azure.compute import ArmCompute
+    from azlin_lifecycle.adapters.azure.repairs import ArmRepairs
+    from azlin_lifecycle.config import AzureSettings, CredentialKind
+    from azlin_lifecycle.errors import HealthCheckError
+    from azlin_lifecycle.models import VMTarget
+
+    compute = ArmCompute(AzureSettings(credential=CredentialKind.MANAGED_IDENTITY))
+    target = VMTarget("vm-1", "sub-1", "rg-1", ssh_host=None)
+
+    def refused(kw: dict[str, object]) -> object:
+        raise ClientAuthenticationError("ManagedIdentityCredential authentication unavailable")
+
+    with pytest.raises(HealthCheckError) as caught:
+        ArmRepairs(compute)._post_once(target, "restart of vm-1", refused, 5.0,
+                                       _time.monotonic() + 5.0)
+    assert "managed identity did not authenticate" in str(caught.value)
+    assert "az login" not in str(caught.value)

@@ -104,7 +104,7 @@ class ArmRepairs:
             try:
                 return start(kw)
             except ClientAuthenticationError as exc:
-                raise login_error(exc) from None
+                raise login_error(exc, self.compute.settings.credential) from None
             except HttpResponseError as exc:
                 status, code = exc.status_code, error_code(exc)
                 if status != 429 and status not in RETRY_STATUSES:
