@@ -15,6 +15,10 @@ class LifecycleConfigError(LifecycleError):
     """The configuration is invalid, unreadable or cannot be written."""
 
 
+class AzlinSettingsError(LifecycleConfigError):
+    """azlin's own settings cannot be used: its selected context's file is missing or broken."""
+
+
 class HealthCheckError(LifecycleError):
     """A health check could not be carried out (not: the VM is unhealthy)."""
 

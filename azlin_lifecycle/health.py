@@ -41,7 +41,15 @@ from .models import (
 )
 from .policy import guest_evidence
 from .ports import AddressBook, AzureOperationError, ComputeApi, RepairLedger, SshProber
-from .rules import SSH_STATES, check_reason, counts_toward_restart, next_failure_count
+from .rules import (
+    SSH_STATES,
+    azure_words,
+    check_reason,
+    counts_toward_restart,
+    is_scope_code,
+    next_failure_count,
+    scope_reason,
+)
 from .state import StateStore
 from .targets import resolve_target
 
@@ -125,7 +133,9 @@ class HealthMonitor(ConfiguredComponent):
         adapter's shared listing.
 
         A VM missing from its group's listing is NOT_FOUND. A missing login raises
-        HealthCheckError: every check would fail the same way.
+        HealthCheckError: every check would fail the same way. When Azure says the
+        subscription or resource group does not exist, or that this login cannot read it,
+        each member's power is Azure's answer (``code``, and the reason in ``message``).
         """
         groups: dict[tuple[str, str], list[VMTarget]] = defaultdict(list)
         for t in targets:
@@ -137,8 +147,18 @@ class HealthMonitor(ConfiguredComponent):
                                                     expected=[t.name for t in members])
             except AzureOperationError as exc:
                 for t in members:
-                    result[t.name] = (None, str(exc))
+                    result[t.name] = (
+                        (_wrong_place(t, exc.code, azure_words(str(exc)), "subscription"), None)
+                        if is_scope_code(exc.code) else (None, str(exc)))
                 continue
+            if not listing:  # none of the group's VMs listed: is the group there, readable?
+                code, words, found = self._ask_group(members[0])
+                if is_scope_code(code):
+                    for t in members:
+                        result[t.name] = (_wrong_place(t, code, words, "resource group"), None)
+                    continue
+                if found is not None:  # it is there after all (a VM new since the listing)
+                    listing = {members[0].name.lower(): found}
             for t in members:
                 info = listing.get(t.name.lower()) or PowerInfo(
                     VMState.NOT_FOUND,
@@ -146,6 +166,18 @@ class HealthMonitor(ConfiguredComponent):
                 )
                 result[t.name] = (info, None)
         return result
+
+    def _ask_group(self, target: VMTarget) -> tuple[str | None, str, PowerInfo | None]:
+        """The subscription's listing has none of this group's VMs: the group may not
+        exist, or this login may not read it. One VM's instance view tells (Azure checks
+        the group first): Azure's error code and words, or the VM's power if it is there."""
+        try:
+            info = self.compute.instance_view(target)
+        except AzureOperationError as exc:
+            return exc.code, azure_words(str(exc)), None
+        if info.state is VMState.NOT_FOUND:
+            return info.code, info.message or "", None
+        return None, "", info
 
     def probe(
         self,
@@ -156,6 +188,14 @@ class HealthMonitor(ConfiguredComponent):
     ) -> HealthStatus:
         """Finish a check whose power state is known: SSH if it may be up, then record."""
         started = time.monotonic() if started is None else started
+        if power is not None and is_scope_code(power.code):  # the config is wrong: no SSH
+            status = HealthStatus(
+                vm_name=target.name, state=power.state, ssh_reachable=False,
+                ssh_failures=self._count(target.name, False), healthy=False,
+                reason=power.message, ssh_checked=False, fault=SshFault.AZURE_SCOPE,
+                check_duration_seconds=time.monotonic() - started, timestamp=models.utcnow())
+            self.store.add_checks([status])
+            return status
         state = power.state if power else VMState.UNKNOWN
         probe: SshProbeResult | None = None
         via: str | None = None
@@ -266,6 +306,12 @@ class HealthMonitor(ConfiguredComponent):
 
     def latest(self, vm_names: Iterable[str] | None = None) -> Mapping[str, HealthStatus]:
         return self.store.latest(vm_names)
+
+
+def _wrong_place(target: VMTarget, code: str, words: str, asked: str) -> PowerInfo:
+    """Azure's answer that ``target``'s subscription or group is wrong, as its power."""
+    state = VMState.UNKNOWN if code == "AuthorizationFailed" else VMState.NOT_FOUND
+    return PowerInfo(state, code=code, message=scope_reason(target, code, words, asked))
 
 
 def failure_of(status: HealthStatus) -> HealthFailure:

@@ -57,7 +57,10 @@ class VMTarget:
 
     An SSH field that is None is not configured: an :class:`~.ports.AddressBook` fills it
     in (the address from Azure, the admin user from the VM's ``osProfile``, the key from
-    azlin's search order) before the VM is probed.
+    azlin's search order) before the VM is probed. ``subscription_from`` and
+    ``resource_group_from`` say where those two values were set ("[vms.web-1]",
+    "azlin context prod, ~/.azlin/contexts/prod.toml", ...), for messages; they take no
+    part in comparing targets.
     """
 
     name: str
@@ -67,6 +70,8 @@ class VMTarget:
     ssh_port: int = 22
     ssh_user: str | None = None
     ssh_key: str | None = None
+    subscription_from: str | None = field(default=None, compare=False)
+    resource_group_from: str | None = field(default=None, compare=False)
 
     @property
     def ssh_resolved(self) -> bool:
@@ -89,6 +94,9 @@ class PowerInfo:
     ``agent_status`` is the VM agent's ``displayStatus`` ("Ready", "Not Ready") and
     ``agent_time`` when it last reported; ``vm_health`` the Application Health
     extension's verdict (``healthy``/``unhealthy``/``unknown``) where it is installed.
+    ``code`` is Azure's error code when Azure answered an error instead of the VM
+    (``ResourceNotFound``, ``ResourceGroupNotFound``, ``SubscriptionNotFound``,
+    ``AuthorizationFailed``), with its words in ``message``.
     """
 
     state: VMState
@@ -99,6 +107,7 @@ class PowerInfo:
     agent_message: str | None = None
     vm_health: str | None = None
     provisioning_time: str | None = None  # the ProvisioningState status's time, as Azure wrote it
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,8 @@ class SshFault(StrEnum):
     Guest-side faults (the VM's end did not answer as a healthy VM does) count toward
     the restart threshold. The others are faults of the monitor's side or of the
     configuration: a restart cannot fix them, so they alert ("needs you") and never count.
+    AZURE_SCOPE is one of those that stops a check before SSH: Azure says the VM's
+    subscription or resource group does not exist, or that this login cannot read it.
     """
 
     REFUSED = "connection refused"
@@ -131,6 +142,7 @@ class SshFault(StrEnum):
     NAME_RESOLUTION = "name resolution failed"
     KEY_UNREADABLE = "private key missing or unreadable"
     NETWORK_DOWN = "monitor's network unreachable"
+    AZURE_SCOPE = "subscription or resource group not found or not readable"
     NOT_APPLICABLE = "SSH not applicable"
     OTHER = "ssh error"
 

@@ -12,6 +12,10 @@ from pathlib import Path
 
 CONFIG_FILE_NAME = "lifecycle-config.toml"
 UNIT_NAME = "azlin-lifecycle.service"
+# azlin's own files in the same directory (read by azlin_settings, never written)
+AZLIN_CONFIG = "config.toml"
+AZLIN_ACTIVE_CONTEXT = "active-context"
+AZLIN_CONTEXTS = "contexts"
 
 
 def config_dir() -> Path:
@@ -24,8 +28,13 @@ def config_path() -> Path:
 
 
 def azlin_config_path() -> Path:
-    """azlin's own config file (default resource group, subscription)."""
-    return config_dir() / "config.toml"
+    """azlin's own config file (``default_resource_group``; it has no subscription)."""
+    return config_dir() / AZLIN_CONFIG
+
+
+def azlin_context_path(name: str, directory: Path | None = None) -> Path:
+    """The file of azlin's context ``name`` (``contexts/<name>.toml``)."""
+    return (directory or config_dir()) / AZLIN_CONTEXTS / f"{name}.toml"
 
 
 def azlin_tunnel_registry_path() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from .config import HealingSettings, HookType
 from .models import (
@@ -83,6 +84,44 @@ def fault_hint(fault: SshFault, target: VMTarget) -> str:
             f"this machine has no route to {host}; check the monitor's own network",
     }
     return hints.get(fault, f"check the VM's SSH settings (azlin lifecycle show {vm})")
+
+
+# --------------------------------------------------------------------------- Azure's scope
+# Azure's answers that a VM's subscription or resource group does not exist, or that this
+# login cannot read it: the configuration (or the login's roles) is wrong, never the VM.
+# Code -> (which of the two it is about; None: the one the call was about, and what).
+SCOPE_CODES: dict[str, tuple[str | None, str]] = {
+    "SubscriptionNotFound": ("subscription", "not found"),
+    "InvalidSubscriptionId": ("subscription", "is not a valid subscription ID"),
+    "ResourceGroupNotFound": ("resource group", "not found"),
+    "AuthorizationFailed": (None, "cannot be read by this login"),
+}
+
+
+def is_scope_code(code: str | None) -> TypeGuard[str]:
+    return code in SCOPE_CODES
+
+
+def azure_words(error: str) -> str:
+    """Azure's own words in an adapter's error ("<what was asked>: <Azure's message>")."""
+    return error.partition(": ")[2] or error
+
+
+def scope_reason(target: VMTarget, code: str, words: str, asked: str) -> str:
+    """Why the check stopped at Azure's answer ``code`` (one of SCOPE_CODES): the
+    subscription or resource group by value and where it was set, and what to do.
+    ``asked``: "subscription" or "resource group", what the refused call read."""
+    part, what = SCOPE_CODES[code]
+    part = part or asked
+    if part == "subscription":
+        value, origin = target.subscription_id, target.subscription_from
+    else:
+        value, origin = target.resource_group, target.resource_group_from
+    where = f" (from {origin})" if origin else ""
+    fix = ("give the login a role that can read it (e.g. Reader), or fix the setting"
+           if code == "AuthorizationFailed" else "fix the setting")
+    return (f"{part} {value}{where} {what}: {words.rstrip('.')}; {fix} "
+            "(a restart cannot fix this, not counted)")
 
 
 # --------------------------------------------------------------------------- transitions

@@ -3,6 +3,10 @@
 Its only own subcommand is ``lifecycle``. Any other subcommand is handed, unchanged,
 to the next ``azlin`` on PATH that is not this shim (so an installed azlin keeps
 working), or the user is told plainly that azlin is not installed.
+
+azlin installs its binary at ``~/.local/bin/azlin``, where pipx puts this command too:
+one replaces the other. ``azlin-lifecycle shell-init`` gives the shell an ``azlin``
+function that does the same dispatch without either file (:mod:`.shell_cmd`).
 """
 
 from __future__ import annotations
@@ -57,8 +61,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if real is None:
         sys.stderr.write(
             f"azlin: {args[0]!r} is an azlin command, but azlin is not installed "
-            "(only 'azlin lifecycle' comes with azlin-lifecycle). Install azlin, "
-            "e.g. with 'pipx install azlin', or use 'azlin lifecycle ...'.\n"
+            "(only 'azlin lifecycle' comes with azlin-lifecycle). Install azlin: its "
+            "release tarball unpacked into ~/.local/bin, or 'cargo install' from a clone "
+            "(https://github.com/rysweet/azlin#install). Its binary takes this 'azlin' "
+            "command's place; keep 'azlin lifecycle' with: "
+            'eval "$(azlin-lifecycle shell-init bash)"\n'
         )
         sys.exit(127)
     os.execv(real, [str(real), *args])

@@ -8,6 +8,7 @@ import click
 
 from .context import AppContext, pass_app
 from .output import echo_fields, echo_json
+from .shell_cmd import RC_FILES, load_line, user_shell
 
 
 @click.group()
@@ -158,6 +159,9 @@ def install(linger: bool, now: bool) -> None:
     click.echo("Enabled: it starts with your user manager"
                + (" (lingering on: also without a login session)" if linger else ""))
     click.echo("Started." if now else "Start it now with: azlin lifecycle daemon start")
+    shell = user_shell()
+    click.echo(f"'azlin lifecycle' beside azlin's own azlin: add {load_line(shell)} to "
+               f"{RC_FILES[shell]}")
 
 
 @click.command()

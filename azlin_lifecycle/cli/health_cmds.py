@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..models import HealthStatus
+from ..errors import HealthCheckError
+from ..models import HealthStatus, SshFault
 from .context import AppContext, pass_app
 from .output import ago, echo_fields, echo_json, echo_table
 
@@ -18,7 +19,10 @@ def _pct(value: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def check(app: AppContext, vm: str, as_json: bool) -> None:
-    """Check VM now (Azure power state, then SSH) and print the result."""
+    """Check VM now (Azure power state, then SSH) and print the result.
+
+    Exit 1 when it is unhealthy. When Azure says the VM's subscription or resource
+    group does not exist (or cannot be read), that is the one line printed."""
     from ..wiring import HealthMonitor
 
     monitor = HealthMonitor(app.manager().config_path)
@@ -26,6 +30,8 @@ def check(app: AppContext, vm: str, as_json: bool) -> None:
         status = monitor.check_vm_health(vm)
     finally:
         monitor.close()
+    if status.fault is SshFault.AZURE_SCOPE and not as_json:  # wrong subscription or group
+        raise HealthCheckError(f"{vm}: {status.reason}")
     if as_json:
         echo_json(status.to_record())
     else:

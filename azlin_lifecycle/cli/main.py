@@ -18,6 +18,7 @@ from . import (
     demo_cmd,
     health_cmds,
     hook_cmds,
+    shell_cmd,
     simulate_cmds,
     status_cmd,
     vms,
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 
 for module in (vms, health_cmds, status_cmd, hook_cmds, config_cmds, daemon_cmds, simulate_cmds,
-               demo_cmd):
+               demo_cmd, shell_cmd):
     for command in module.COMMANDS:
         cli.add_command(command)
 

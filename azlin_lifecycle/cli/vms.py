@@ -58,8 +58,10 @@ def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--threshold", type=int,
               help="Consecutive SSH failures before on-failure restarts "
                    f"(default {DEFAULT.ssh_failure_threshold}).")
-@click.option("--resource-group", help="Azure resource group (default: [azure] or azlin's config).")
-@click.option("--subscription", help="Azure subscription ID (default: [azure] or azlin's config).")
+@click.option("--resource-group", help="Azure resource group (default: [azure], else azlin's "
+              "context, else its default_resource_group).")
+@click.option("--subscription", help="Azure subscription ID (default: [azure], else azlin's "
+              "context, else the Azure CLI's default).")
 @click.option("--ssh-host", help="Host or IP to check over SSH (default: resolved from Azure: "
               "the public IP, else the private IP or azlin's Bastion tunnel).")
 @click.option("--ssh-port", type=int, help=f"SSH port (default {DEFAULT.ssh_port}).")

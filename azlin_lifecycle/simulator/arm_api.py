@@ -60,6 +60,14 @@ FAULT_CODES = {429: ("TooManyRequests", "The request is being throttled as the l
 # query parameter is InvalidParameter, naming it as the target.
 EXPAND_REFUSED = ("InvalidParameter", "The $expand option 'instanceView' can only be "
                   "specified if a valid $filter option is specified.", "$expand")
+# The login's identity in a 403, as ARM names the caller (the stand-in az's user).
+CALLER = ("azlin-simulator@example.invalid", "00000000-0000-0000-0000-0000000000c1")
+VM_READ = "Microsoft.Compute/virtualMachines/read"
+_ACTIONS = {"nic": "Microsoft.Network/networkInterfaces/read",  # a route's, when not VM_READ
+            "public_ip": "Microsoft.Network/publicIPAddresses/read",
+            "instance_view": "Microsoft.Compute/virtualMachines/instanceView/read",
+            "operation": "Microsoft.Compute/locations/operations/read"}
+DENIABLE = ("subscription", "resource_group")
 
 
 @dataclass
@@ -130,6 +138,10 @@ class ArmApi:
     sends none, as real ARM may not. ``answers`` counts ARM answers by HTTP status."""
 
     network: SimNetwork | None = None  # NICs and public IPs (set by SimulatedFleet)
+    # What the login has no role on: "subscription" (every request under it answers 403
+    # AuthorizationFailed) or "resource_group" (the group's requests do, and the
+    # subscription's listing leaves its VMs out: ARM lists only what the caller may read).
+    denied: str | None = None
 
     def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
                  retry_after: int | None = None, control: ControlHandler | None = None) -> None:
@@ -215,6 +227,8 @@ class ArmApi:
                 return Response.error(404, "SubscriptionNotFound",
                                       f"The subscription '{groups['sub']}' could not be found.")
             try:
+                if self.denied == "subscription":
+                    raise _forbidden(_ACTIONS.get(kind, VM_READ), f"/subscriptions/{groups['sub']}")
                 return getattr(self, f"_{kind}")(groups, query)  # type: ignore[no-any-return]
             except ArmError as exc:
                 return Response.error(exc.status, exc.code, exc.message)
@@ -223,10 +237,14 @@ class ArmApi:
                               f"'{self.base_url}{path}'.")
 
     # ------------------------------------------------------------------ routes
-    def _check_rg(self, rg: str) -> str:
+    def _check_rg(self, rg: str, action: str = VM_READ) -> str:
+        """The group's name as the fleet spells it; 404 for another group, and 403 while
+        the login may not read it (``action``: what the request needs, for the message)."""
         if rg.lower() != self.state.resource_group.lower():
             raise ArmError(404, "ResourceGroupNotFound",
                            f"Resource group '{rg}' could not be found.")
+        if self.denied == "resource_group":
+            raise _forbidden(action, f"/subscriptions/{self.subscription_id}/resourceGroups/{rg}")
         return self.state.resource_group
 
     def _get(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
@@ -238,7 +256,7 @@ class ArmApi:
         return Response.json(200, body, self._rate("get"))
 
     def _instance_view(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        self._check_rg(groups["rg"])
+        self._check_rg(groups["rg"], _ACTIONS["instance_view"])
         with self.state.lock:
             body = armjson.instance_view(self.state.require(groups["vm"]))
         return Response.json(200, body, self._rate("get"))
@@ -262,6 +280,8 @@ class ArmApi:
         if expand and not query.get("$filter"):
             code, message, target = EXPAND_REFUSED
             return Response.error(400, code, message, target=target)
+        if self.denied == "resource_group":  # the group's VMs are not the caller's to see
+            return Response.json(200, {"value": []}, self._rate("list"))
         return self._page(
             query, lambda vms: [
                 armjson.status_only_body(vm, self.subscription_id, rg) if status_only
@@ -286,7 +306,8 @@ class ArmApi:
         return Response.json(200, body, self._rate("list"))
 
     def _action(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        self._check_rg(groups["rg"])
+        self._check_rg(groups["rg"], f"Microsoft.Compute/virtualMachines/"
+                                     f"{groups['action'].lower()}/action")
         op = self.state.begin(groups["vm"], ACTION_NAMES[groups["action"].lower()])
         status_url = (f"{self.base_url}/subscriptions/{self.subscription_id}/providers/"
                       f"Microsoft.Compute/locations/{armjson.LOCATION}/operations/{op.id}"
@@ -344,7 +365,7 @@ class ArmApi:
         return vm, entry
 
     def _nic(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        rg = self._check_rg(groups["rg"])
+        rg = self._check_rg(groups["rg"], _ACTIONS["nic"])
         _network_api(query, "networkInterfaces")
         with self.state.lock:
             vm, entry = self._network_of(groups["nic"], "-nic", "networkInterfaces", rg)
@@ -353,7 +374,7 @@ class ArmApi:
         return Response.json(200, body)
 
     def _public_ip(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        rg = self._check_rg(groups["rg"])
+        rg = self._check_rg(groups["rg"], _ACTIONS["public_ip"])
         _network_api(query, "publicIPAddresses")
         with self.state.lock:
             vm, entry = self._network_of(groups["pip"], "-ip", "publicIPAddresses", rg,
@@ -384,6 +405,16 @@ def _network_api(query: dict[str, list[str]], kind: str) -> None:
                        f"'{armjson.LOCATION}' and API version '{version}' for type '{kind}'. "
                        f"The supported api-versions are "
                        f"'{', '.join(armjson.NETWORK_API_VERSIONS)}'.")
+
+
+def _forbidden(action: str, scope: str) -> ArmError:
+    """ARM's 403 for a caller whose roles do not allow ``action`` on ``scope``."""
+    name, object_id = CALLER
+    return ArmError(
+        403, "AuthorizationFailed",
+        f"The client '{name}' with object id '{object_id}' does not have authorization to "
+        f"perform action '{action}' over scope '{scope}' or the scope is invalid. If access "
+        "was recently granted, please refresh your credentials.")
 
 
 def _network_not_found(kind: str, name: str, resource_group: str) -> ArmError:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import check_vm_name
 from ..errors import SimulatorError
 from ..models import VMMetrics
-from .arm_api import ArmApi
+from .arm_api import DENIABLE, ArmApi
 from .azcli import LOGGED_OUT_FLAG, write_az
 from .facts import FleetFacts
 from .network import SimNetwork, VmAddresses
@@ -225,6 +225,15 @@ class SimulatedFleet(FleetFacts):
         """The next ``count`` ARM requests answer ``status`` (429, 500, ...); with
         ``accept`` they take effect all the same (an action starts)."""
         self.api.faults.set_fault(status, count, retry_after, accept)
+
+    def deny_reads(self, scope: str | None) -> None:
+        """Take the login's role away: on the ``"subscription"`` (every ARM request under
+        it answers 403 AuthorizationFailed) or the ``"resource_group"`` (its requests do,
+        and the subscription's listing leaves its VMs out, as ARM lists only what the
+        caller may read); None gives it back."""
+        if scope is not None and scope not in DENIABLE:
+            raise SimulatorError(f"deny_reads: {scope!r} is not one of {', '.join(DENIABLE)}")
+        self.api.denied = scope
 
     def set_arm_latency(self, seconds: float) -> None:
         self.api.faults.latency = max(0.0, float(seconds))

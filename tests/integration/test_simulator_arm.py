@@ -314,3 +314,38 @@ def test_an_accepting_fault_starts_the_action_and_answers_the_error(
     ops = fleet.operations()[before:]
     assert [(op["vm"], op["action"]) for op in ops] == [("vm-016", "restart")]
     assert fleet.provisioning_state("vm-016") == "updating"
+
+
+def test_a_login_without_a_role_gets_403_authorization_failed(fleet: SimulatedFleet) -> None:
+    """As ARM answers: 403 AuthorizationFailed naming the action and the scope; a
+    subscription-wide listing leaves out a group the caller may not read."""
+    auth = {"Authorization": "Bearer t"}
+    sub = f"/subscriptions/{fleet.subscription_id}"
+    listing = f"{sub}/providers/Microsoft.Compute/virtualMachines?api-version=x&statusOnly=true"
+    view = f"{sub}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/vm-001/instanceView?api-version=x"
+    try:
+        fleet.deny_reads("subscription")
+        status, _, body = raw(fleet, "GET", listing, auth)
+        error = json.loads(body)["error"]
+        assert status == 403 and error["code"] == "AuthorizationFailed"
+        assert error["message"].startswith("The client '") and (
+            f"perform action 'Microsoft.Compute/virtualMachines/read' over scope '{sub}' or "
+            "the scope is invalid. If access was recently granted, please refresh your "
+            "credentials.") in error["message"]
+        fleet.deny_reads("resource_group")
+        status, _, body = raw(fleet, "GET", listing, auth)
+        assert status == 200 and json.loads(body)["value"] == []
+        status, _, body = raw(fleet, "GET", view, auth)
+        error = json.loads(body)["error"]
+        assert status == 403 and error["code"] == "AuthorizationFailed"
+        assert (f"'Microsoft.Compute/virtualMachines/instanceView/read' over scope "
+                f"'{sub}/resourceGroups/{RG}'") in error["message"]
+        status, _, body = raw(fleet, "GET", view.replace(RG, "rg-other"), auth)
+        assert status == 404 and json.loads(body)["error"]["code"] == "ResourceGroupNotFound"
+    finally:
+        fleet.deny_reads(None)
+    status, _, body = raw(fleet, "GET", listing, auth)
+    assert status == 200 and len(json.loads(body)["value"]) == 50
+    status, _, body = raw(fleet, "GET", listing.replace(fleet.subscription_id, "0000"), auth)
+    assert status == 404 and json.loads(body)["error"] == {
+        "code": "SubscriptionNotFound", "message": "The subscription '0000' could not be found."}

@@ -124,7 +124,7 @@ class ArmCompute:
                 self.timeout,
             )
         except ResourceNotFoundError as exc:
-            return PowerInfo(VMState.NOT_FOUND, message=error_message(exc))
+            return PowerInfo(VMState.NOT_FOUND, message=error_message(exc), code=error_code(exc))
         return power_info_from_view(view)
 
     def power_states(self, subscription_id: str, resource_group: str, *,
