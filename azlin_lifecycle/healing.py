@@ -183,8 +183,13 @@ class SelfHealer(ConfiguredComponent):
         except (AzureOperationError, HealthCheckError, LifecycleConfigError) as exc:
             view, error = None, str(exc)
         settlement = settle(record, view, error)
-        self.ledger.settle_interrupted(record.id, sent=settlement.sent is not False,
-                                      note=f"interrupted: {settlement.words}", now=self._clock())
+        try:
+            self.ledger.settle_interrupted(record.id, sent=settlement.sent is not False,
+                                          note=f"interrupted: {settlement.words}",
+                                          now=self._clock())
+        except NotLeader as exc:  # lost the lease meantime: the next leader settles it
+            settlement = Settlement(None, f"not settled: {exc}; the next leader settles it")
+
         log_event(log, Event.REPAIR_SETTLED, f"{record.vm}: {record.action.value} of "
                   f"{record.started_at:%H:%M:%S} UTC was interrupted; {settlement.words}",
                   vm=record.vm, level=logging.WARNING, action=record.action,
