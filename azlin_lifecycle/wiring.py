@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import HaCredential, HookSettings, LifecycleConfig
 from .errors import LifecycleConfigError
@@ -22,6 +23,8 @@ from .state import StateStore
 
 if TYPE_CHECKING:
     from . import healing, health, hooks
+    from .adapters.prometheus import MetricsExporter
+    from .fleet_book import FleetBook
     from .ha_role import HaRole
     from .leadership import LeadershipView
     from .models import RepairRecord
@@ -99,6 +102,7 @@ class DaemonParts:
     healer: healing.SelfHealer
     hooks: HookRunner  # with [ha]: runs hooks only while this daemon leads
     ha: HaRole | None  # None: [ha] is off, the daemon acts alone
+    metrics: MetricsExporter  # [metrics]: the daemon starts and stops it; idle while off
 
 
 def build_daemon_parts(
@@ -107,9 +111,12 @@ def build_daemon_parts(
     hooks: HookRunner | None, hooks_of: Callable[[str], Mapping[str, str]],
     on_leadership: Callable[[LeadershipView], None],
     on_interrupted: Callable[[list[RepairRecord]], None],
+    books: tuple[FleetBook, AbstractContextManager[Any]] | None = None,
 ) -> DaemonParts:
     """The daemon's components, with the adapters it was given or else the real ones.
-    Real hooks read each VM's targets through ``hooks_of`` when they run (reloads apply)."""
+    Real hooks read each VM's targets through ``hooks_of`` when they run (reloads apply).
+    ``books``: the daemon's FleetBook and the lock it changes it under, for [metrics]."""
+    from .adapters.prometheus import MetricsExporter, Sources
     from .healing import SelfHealer as Healer
     from .health import HealthMonitor as Monitor
 
@@ -130,7 +137,8 @@ def build_daemon_parts(
                       store=store, ledger=ledger)
     healer = Healer(config, compute=compute, store=store, hooks=hooks, ledger=ledger,
                     on_repaired=monitor.repaired)
-    return DaemonParts(monitor, healer, hooks, ha)
+    metrics = MetricsExporter(config, None if books is None else Sources(*books, store, ha))
+    return DaemonParts(monitor, healer, hooks, ha, metrics)
 
 
 def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, *,
@@ -148,6 +156,7 @@ def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, 
     parts.monitor.set_config(new, compute)
     parts.healer.set_config(new, compute)
     parts.hooks.apply_settings(new.hooks)  # timeouts and retries apply at once
+    parts.metrics.apply(new)  # a changed [metrics] restarts the endpoint
     logging.getLogger().setLevel(new.daemon.log_level.value)
 
 
