@@ -24,7 +24,8 @@ def test_fleet_benchmark_quick_run_prints_its_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     for row in ("cold sweep wall", "sequential baseline wall", "speedup vs baseline (warm)",
-                "daemon idle RSS", "detection (hung -> on_failure)"):
+                "daemon idle RSS", "detection (hung -> on_failure)",
+                "[metrics] on: RSS added at 100 VMs"):
         assert row in out, row
 
 
@@ -66,3 +67,15 @@ def test_failover_benchmark_prints_its_table() -> None:
         line = next(line for line in result.stdout.splitlines() if line.startswith(row))
         seconds = re.search(r"\s(\d+\.\d) s\s", line)
         assert seconds is not None and float(seconds.group(1)) > 0, line
+
+
+def test_metrics_cost_benchmark_prints_its_figures() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "metrics_cost.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    off = next(line for line in lines if line.startswith("[metrics] off"))
+    assert "0, 0, 0.0 MB" in off and off.rstrip().endswith("the switch started, off")
+    on = next(line for line in lines if line.startswith("[metrics] on: RSS added at 100 VMs"))
+    assert re.search(r"\s\d+\.\d\d MB\s", on), on
+    assert any(line.startswith("[metrics] scrape at 100 VMs") for line in lines)

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +169,42 @@ def test_an_unwritable_textfile_is_logged_once_until_it_changes(
     assert errors == [f"metrics: cannot write {target}: No such file or directory; trying "
                       "again every 15s"]
     assert f"metrics: writing {target} again" in caplog.text
+
+
+def test_ipv6_loopback(sources: Sources) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+            port = s.getsockname()[1]
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    exporter = MetricsExporter(with_metrics(listen=f"[::1]:{port}"), sources)
+    exporter.start()
+    try:
+        assert exporter.running is not None and exporter.running.endpoint is not None
+        assert exporter.running.endpoint.url == f"http://[::1]:{port}/metrics"
+        assert "azlin_lifecycle_build_info" in scrape(f"http://[::1]:{port}/metrics")[1]
+    finally:
+        exporter.stop()
+
+
+def test_a_stalled_scraper_does_not_block_the_next_one_for_long(sources: Sources) -> None:
+    """One request at a time: a client that connects and sends nothing is dropped after
+    the handler's timeout, and the next scrape is answered."""
+    from azlin_lifecycle.adapters.prometheus import serve
+
+    port = free_port()
+    exporter = MetricsExporter(with_metrics(listen=f"127.0.0.1:{port}"), sources)
+    old = serve._Quiet.timeout
+    serve._Quiet.timeout = 1.0
+    exporter.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port)):
+            started = time.monotonic()
+            scrape(f"http://127.0.0.1:{port}/metrics")
+            assert time.monotonic() - started < 5
+    finally:
+        exporter.stop()
+        serve._Quiet.timeout = old

@@ -1,36 +1,57 @@
-"""Where the metrics go: an HTTP endpoint (prometheus_client's own WSGI server, on a
-thread; OpenMetrics or the Prometheus text format, as the scraper's Accept header asks)
-and a file rewritten atomically for node_exporter's textfile collector."""
+"""Where the metrics go: an HTTP endpoint (prometheus_client's WSGI app, which answers
+OpenMetrics or the Prometheus text format as the scraper's Accept header asks) and a file
+rewritten atomically for node_exporter's textfile collector.
+
+The endpoint answers one request at a time on one thread of its own, not a thread per
+request as prometheus_client's ``start_http_server`` does: a new thread per scrape
+drew a fresh malloc arena in a daemon already running dozens of threads, and scraping
+every second grew its memory by ~5 MB at 100 VMs (bench/metrics_cost.py). Scrapes are
+small and sequential; a client that stalls is cut off by the socket timeout."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import socket
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client.exposition import generate_latest, start_http_server
+from prometheus_client.exposition import generate_latest, make_wsgi_app
 from prometheus_client.registry import CollectorRegistry
-
-if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
 
 log = logging.getLogger("azlin_lifecycle.metrics")
 TEXTFILE_MODE = 0o644  # node_exporter runs as another user; the service's umask is 0077
+CLIENT_TIMEOUT = 10.0  # seconds a scraper may take to send its request and read the answer
+
+
+class _Quiet(WSGIRequestHandler):
+    timeout = CLIENT_TIMEOUT
+
+    def log_message(self, format: str, *args: object) -> None:
+        """No line per request."""
+
+
+class _Server(WSGIServer):
+    allow_reuse_address = True
 
 
 class Endpoint:
-    """``GET http://HOST:PORT/metrics`` (any path answers the same), on threads of its own.
+    """``GET http://HOST:PORT/metrics`` (any path answers the same), on a thread of its own.
     Raises OSError when it cannot listen (the port is taken, the address is not here)."""
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
         # "localhost" may resolve to ::1 first, where a scraper of 127.0.0.1 finds nothing.
         self.host = "127.0.0.1" if host == "localhost" else host
-        self._server: WSGIServer
-        self._server, self._thread = start_http_server(port, self.host, registry)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        server: type[_Server] = type("Server", (_Server,), {"address_family": family})
+        self._server = make_server(self.host, port, make_wsgi_app(registry), server,
+                                   handler_class=_Quiet)
         self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="metrics-http", daemon=True)
+        self._thread.start()
 
     @property
     def url(self) -> str:
