@@ -9,11 +9,11 @@ libraries are imported inside the builders, so importing this module stays cheap
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .config import HaCredential, HookSettings, LifecycleConfig
 from .errors import LifecycleConfigError
@@ -111,7 +111,7 @@ def build_daemon_parts(
     hooks: HookRunner | None, hooks_of: Callable[[str], Mapping[str, str]],
     on_leadership: Callable[[LeadershipView], None],
     on_interrupted: Callable[[list[RepairRecord]], None],
-    books: tuple[FleetBook, AbstractContextManager[Any]] | None = None,
+    books: tuple[FleetBook, threading.Lock] | None = None,
 ) -> DaemonParts:
     """The daemon's components, with the adapters it was given or else the real ones.
     Real hooks read each VM's targets through ``hooks_of`` when they run (reloads apply).

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,7 @@ threads = threading.active_count()
 print(exporter.running is None, "prometheus_client" in sys.modules, threads)
 port = {free_port()}
 exporter.apply(LifecycleConfig(metrics=MetricsSettings(listen=f"127.0.0.1:{{port}}")))
+exporter.wait()
 print(exporter.running is not None, "prometheus_client" in sys.modules)
 exporter.stop()
 """
@@ -98,6 +100,7 @@ def test_a_reload_moves_the_endpoint_and_off_closes_it(sources: Sources) -> None
     try:
         scrape(f"http://127.0.0.1:{first}/metrics")
         exporter.apply(with_metrics(listen=f"127.0.0.1:{second}"))
+        exporter.wait()
         scrape(f"http://127.0.0.1:{second}/metrics")
         with pytest.raises(OSError):
             scrape(f"http://127.0.0.1:{first}/metrics")
@@ -105,6 +108,7 @@ def test_a_reload_moves_the_endpoint_and_off_closes_it(sources: Sources) -> None
         exporter.apply(with_metrics(listen=f"127.0.0.1:{second}"))  # unchanged: kept
         assert exporter.running is running
         exporter.apply(LifecycleConfig())
+        exporter.wait()
         assert exporter.running is None
         with pytest.raises(OSError):
             scrape(f"http://127.0.0.1:{second}/metrics")
@@ -208,3 +212,44 @@ def test_a_stalled_scraper_does_not_block_the_next_one_for_long(sources: Sources
     finally:
         exporter.stop()
         serve._Quiet.timeout = old
+
+
+def test_a_reload_during_a_scrape_does_not_deadlock_the_loop(sources: Sources) -> None:
+    """The loop applies a reload holding its view lock; a scrape waiting for that lock
+    must not make the loop wait for the scrape: the restart runs on its own thread."""
+    first, second = free_port(), free_port()
+    exporter = MetricsExporter(with_metrics(listen=f"127.0.0.1:{first}"), sources)
+    exporter.start()
+    got: list[str] = []
+    try:
+        with sources.lock:  # the loop, mid-reload
+            scraper = threading.Thread(target=lambda: got.append(
+                scrape(f"http://127.0.0.1:{first}/metrics")[1]))
+            scraper.start()
+            time.sleep(0.3)  # the scrape is in, waiting for the books
+            began = time.monotonic()
+            exporter.apply(with_metrics(listen=f"127.0.0.1:{second}"))
+            assert time.monotonic() - began < 0.5
+        scraper.join(10)
+        exporter.wait()
+        assert got and "azlin_lifecycle_vms_monitored" in got[0]
+        assert "azlin_lifecycle_vms_monitored" in scrape(f"http://127.0.0.1:{second}/metrics")[1]
+    finally:
+        exporter.stop()
+
+
+def test_a_stuck_loop_fails_the_scrape_instead_of_hanging_it(
+        sources: Sources, monkeypatch: pytest.MonkeyPatch) -> None:
+    from azlin_lifecycle.adapters.prometheus import collector
+
+    monkeypatch.setattr(collector, "LOCK_TIMEOUT", 0.5)
+    port = free_port()
+    exporter = MetricsExporter(with_metrics(listen=f"127.0.0.1:{port}"), sources)
+    exporter.start()
+    try:
+        with sources.lock, pytest.raises(urllib.error.HTTPError) as failed:
+            scrape(f"http://127.0.0.1:{port}/metrics")
+        assert failed.value.code == 500
+        assert "azlin_lifecycle_build_info" in scrape(f"http://127.0.0.1:{port}/metrics")[1]
+    finally:
+        exporter.stop()

@@ -11,8 +11,8 @@ the old endpoint and starts the new one.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ class Sources:
     its state store, and its ``[ha]`` role (None: off)."""
 
     book: FleetBook
-    lock: AbstractContextManager[Any]
+    lock: threading.Lock
     store: StateStore
     ha: HaRole | None = None
 
@@ -47,6 +47,10 @@ class Running:
 
 
 class MetricsExporter:
+    """Starts, stops and reconfigures the export. The daemon's loop calls :meth:`apply`
+    holding the lock a scrape may be waiting for, so a change is carried out on a thread
+    of its own (one at a time, with the latest configuration), never on the caller's."""
+
     def __init__(self, config: LifecycleConfig, sources: Sources | None) -> None:
         """``sources``: the daemon's books and store (None: nothing to export, e.g. a
         daemon built without them)."""
@@ -54,13 +58,46 @@ class MetricsExporter:
         self.sources = sources
         self.running: Running | None = None
         self._started = False
+        self._switch = threading.Lock()  # one start, stop or restart at a time
+        self._events: Any = None  # EventCounts, kept across restarts (counters go on)
+        self._restarting: threading.Thread | None = None
 
     @property
     def settings(self) -> MetricsSettings:
         return self.config.metrics
 
     def start(self) -> None:
-        self._started = True
+        with self._switch:
+            self._started = True
+            self._start()
+
+    def stop(self) -> None:
+        with self._switch:
+            self._started = False
+            self._stop()
+
+    def apply(self, config: LifecycleConfig) -> None:
+        """A reloaded configuration: a changed ``[metrics]`` restarts the export (on a
+        thread of its own: :meth:`wait` for it)."""
+        changed = config.metrics != self.config.metrics
+        self.config = config
+        if changed and self._started:
+            self._restarting = threading.Thread(target=self._restart, name="metrics-restart",
+                                                daemon=True)
+            self._restarting.start()
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Until the last :meth:`apply`'s restart is done."""
+        if self._restarting is not None:
+            self._restarting.join(timeout)
+
+    def _restart(self) -> None:
+        with self._switch:
+            self._stop()
+            if self._started:
+                self._start()
+
+    def _start(self) -> None:
         settings = self.settings
         if not settings.enabled or self.sources is None or self.running is not None:
             return
@@ -71,9 +108,10 @@ class MetricsExporter:
         from .collector import EventCounts, FleetCollector
         from .serve import Endpoint, Textfile
 
-        events = EventCounts()
+        if self._events is None:
+            self._events = EventCounts()
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(FleetCollector(self.sources, lambda: self.config, events))
+        registry.register(FleetCollector(self.sources, lambda: self.config, self._events))
         ProcessCollector(registry=registry)
         endpoint = textfile = None
         if (address := settings.address) is not None:
@@ -91,10 +129,9 @@ class MetricsExporter:
             textfile.start()
             log.info("metrics: writing %s every %ds", textfile.path,
                      settings.textfile_interval_seconds)
-        self.running = Running(tap(events), endpoint, textfile)
+        self.running = Running(tap(self._events), endpoint, textfile)
 
-    def stop(self) -> None:
-        self._started = False
+    def _stop(self) -> None:
         running, self.running = self.running, None
         if running is None:
             return
@@ -103,11 +140,3 @@ class MetricsExporter:
             running.endpoint.close()
         if running.textfile is not None:
             running.textfile.close()
-
-    def apply(self, config: LifecycleConfig) -> None:
-        """A reloaded configuration: a changed ``[metrics]`` restarts the export."""
-        changed = config.metrics != self.config.metrics
-        self.config = config
-        if changed and self._started:
-            self.stop()
-            self.start()

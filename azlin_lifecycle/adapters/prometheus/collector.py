@@ -41,10 +41,11 @@ HEALTH_STATES = ("healthy", "unhealthy", "needs_you")
 # A repair's result class; one still in flight is counted when it ends. NOT_SENT (an
 # interrupted repair found never to have reached Azure) stays "interrupted", so that
 # settling it never makes a counter go down.
-RESULTS = {RepairOutcome.SUCCEEDED: "succeeded", RepairOutcome.FAILED: "failed",
+RESULTS: dict[str, str] = {RepairOutcome.SUCCEEDED: "succeeded", RepairOutcome.FAILED: "failed",
            RepairOutcome.INTERRUPTED: "interrupted", RepairOutcome.NOT_SENT: "interrupted",
            RepairOutcome.DRY_RUN: "dry_run"}
 LEADER_EVENTS = (Event.LEADER_ELECTED, Event.LEADERSHIP_LOST, Event.STANDBY)
+LOCK_TIMEOUT = 10.0
 
 
 class EventCounts:
@@ -121,14 +122,20 @@ class FleetCollector(Collector):
         return []  # registering must not collect; the names are known at scrape time
 
     def collect(self) -> Iterator[Metric]:
-        book = self.sources.book
-        with self.sources.lock:  # the loop changes the books under it: copy them out
+        book, lock = self.sources.book, self.sources.lock
+        # The loop changes the books under this lock: copy them out. A loop that holds it
+        # this long is stuck (systemd's watchdog restarts it): fail this scrape, not hang.
+        if not lock.acquire(timeout=LOCK_TIMEOUT):
+            raise TimeoutError(f"the daemon's loop has held its books for {LOCK_TIMEOUT:g} s")
+        try:
             enabled = dict(book.enabled)
             latest = {vm: s for vm, s in book.latest.items() if vm in enabled}
             last_healthy = {vm: t for vm, t in book.last_healthy.items() if vm in enabled}
             in_flight, breaker = len(book.in_flight), book.breaker_open
             sweeps, sweep_seconds = book.sweeps, book.sweep_seconds
             last_sweep = book.last_sweep
+        finally:
+            lock.release()
         config = self.config()
         groups = resource_groups(config, enabled)
         yield from self._vm_checks(latest, last_healthy, groups)
@@ -184,7 +191,7 @@ class FleetCollector(Collector):
             "they survive a daemon restart.", labels=[*VM_LABELS, "action", "result"])
         counts: dict[tuple[str, str, str], int] = {}
         for (vm, action, outcome), n in store.repair_counts().items():
-            result = RESULTS.get(RepairOutcome(outcome))
+            result = RESULTS.get(outcome)  # None: in flight, or an outcome unknown here
             if vm in enabled and result is not None:
                 key = (vm, action, result)
                 counts[key] = counts.get(key, 0) + n
