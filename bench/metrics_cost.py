@@ -84,6 +84,7 @@ out["on_modules"] = len(set(sys.modules) - mods)
 gc.collect()
 out["rss_imported_mb"] = rss()
 exporter.apply(on)
+exporter.wait()
 out["on_threads"] = threading.active_count() - threads
 size = 0
 for _ in range({scrapes}):

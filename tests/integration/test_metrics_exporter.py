@@ -253,3 +253,36 @@ def test_a_stuck_loop_fails_the_scrape_instead_of_hanging_it(
         assert "azlin_lifecycle_build_info" in scrape(f"http://127.0.0.1:{port}/metrics")[1]
     finally:
         exporter.stop()
+
+
+def test_the_daemon_turns_metrics_on_when_its_file_changes(
+        tmp_path: Path, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real daemon (in this process) against the simulator: [metrics] added to the file
+    while it runs is served after its reload, and stopping the daemon closes it."""
+    from azlin_lifecycle.simulator import SimulatedFleet
+    from tests.support.inprocess import running_daemon
+    from tests.support.waiting import wait_for
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with SimulatedFleet(tmp_path / "sim", 1) as fleet:
+        for key, value in fleet.env().items():
+            monkeypatch.setenv(key, value)
+        config = isolated_dirs / "lifecycle-config.toml"
+        fleet.write_config(config, check_interval_seconds=10)
+        with running_daemon(config) as daemon:
+            wait_for(lambda: daemon.get_status().healthy == 1, 30, "the first check")
+            assert daemon.parts.metrics.running is None
+            fleet.write_config(config, check_interval_seconds=10,
+                               extra_toml={"metrics": {"listen": f"127.0.0.1:{port}"}})
+
+            def served() -> bool:
+                try:
+                    return 'azlin_lifecycle_vm_check_success{resource_group="rg-sim",' \
+                        'vm="vm-001"} 1.0' in scrape(url)[1]
+                except OSError:
+                    return False
+
+            wait_for(served, 20, "the endpoint after the reload", every=0.2)
+    with pytest.raises(OSError):
+        scrape(url)
