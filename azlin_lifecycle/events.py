@@ -11,6 +11,7 @@ exporter counts holds and hook runs this way).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import re
@@ -113,7 +114,8 @@ def log_event(
     """
     extra = event_fields(event, vm, fields)
     for seen in _TAPS:
-        seen(event, extra)
+        with contextlib.suppress(Exception):  # counting an event never stops it being told
+            seen(event, extra)
     logger.log(level, message, extra=extra, stacklevel=2)
 
 
@@ -123,7 +125,7 @@ _TAPS: tuple[EventTap, ...] = ()  # replaced, never changed in place: read witho
 
 def tap(seen: EventTap) -> Callable[[], None]:
     """Call ``seen(event, fields)`` for every event logged from now on, on the thread that
-    logs it (it must be quick and must not raise); returns what removes the tap."""
+    logs it (it must be quick; what it raises is ignored); returns what removes the tap."""
     global _TAPS
     _TAPS = (*_TAPS, seen)
 

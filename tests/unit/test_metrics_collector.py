@@ -305,3 +305,16 @@ def test_the_exposition_passes_promtools_lint(rig: Rig) -> None:
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                           timeout=30)
     assert (lint.returncode, lint.stdout + lint.stderr) == (0, b""), text.decode()
+
+
+def test_a_tap_that_raises_never_stops_an_event(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(event: Event, fields: Any) -> None:
+        raise RuntimeError("a bug in a counter")
+
+    untap = tap(broken)
+    try:
+        with caplog.at_level(logging.INFO, logger="test.metrics"):
+            log_event(log, Event.BREAKER_OPEN, "still told")
+    finally:
+        untap()
+    assert [r.getMessage() for r in caplog.records] == ["still told"]
