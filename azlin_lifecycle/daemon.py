@@ -119,7 +119,7 @@ class LifecycleDaemon:
         self.book.store = self.store
         parts = build_daemon_parts(
             self._config, self.store, compute=self._compute, ssh=self._ssh,
-            addresses=self._addresses, hooks=self._hooks,
+            addresses=self._addresses, hooks=self._hooks, books=(self.book, self._view_lock),
             hooks_of=lambda vm: self._config.hooks_of(vm),  # the config in force then
             on_leadership=lambda view: self.checks.post("leadership", view),
             on_interrupted=lambda records: self.checks.post("interrupted", records))
@@ -144,6 +144,7 @@ class LifecycleDaemon:
             self._publish_status(force=True, ready=True)
         if self.ha is not None:
             self.ha.start()
+        self.parts.metrics.start()  # [metrics]: Prometheus reads the books at each scrape
         ping_every, last_ping, last_config_poll = sd.watchdog_interval(), 0.0, time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
@@ -287,6 +288,7 @@ class LifecycleDaemon:
 
     def _shutdown(self) -> None:
         sd.stopping()
+        self.parts.metrics.stop()
         if self.ha is not None:
             self.ha.stop()
         log_event(log, Event.DAEMON_STOPPING, "azlin-lifecycle stopping" + (

@@ -5,14 +5,17 @@ entries of one kind, and a journal catalog can explain it). :func:`log_event` lo
 through the standard :mod:`logging` module; the journal fields travel in ``extra``,
 upper-cased, and :class:`systemd.journal.JournalHandler` sends every upper-case
 record attribute as a journal field (it copies ``record.__dict__`` into the entry).
+A :func:`tap` sees every event with its fields whatever the log level (the Prometheus
+exporter counts holds and hook runs this way).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 FIELD_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
@@ -109,7 +112,28 @@ def log_event(
     gives a journal entry with ``VM_NAME=web-1``, ``EVENT=check_failed``,
     ``FAILURE_COUNT=2`` and the event's ``MESSAGE_ID``.
     """
-    logger.log(level, message, extra=event_fields(event, vm, fields), stacklevel=2)
+    extra = event_fields(event, vm, fields)
+    for seen in _TAPS:
+        with contextlib.suppress(Exception):  # counting an event never stops it being told
+            seen(event, extra)
+    logger.log(level, message, extra=extra, stacklevel=2)
+
+
+EventTap = Callable[[Event, Mapping[str, str]], None]
+_TAPS: tuple[EventTap, ...] = ()  # replaced, never changed in place: read without a lock
+
+
+def tap(seen: EventTap) -> Callable[[], None]:
+    """Call ``seen(event, fields)`` for every event logged from now on, on the thread that
+    logs it (it must be quick; what it raises is ignored); returns what removes the tap."""
+    global _TAPS
+    _TAPS = (*_TAPS, seen)
+
+    def untap() -> None:
+        global _TAPS
+        _TAPS = tuple(t for t in _TAPS if t is not seen)
+
+    return untap
 
 
 NOISY_LIBRARIES = ("azure", "urllib3", "msal")

@@ -68,6 +68,7 @@ class FleetBook:
         self.unannounced: set[str] = set()  # healthy during its repair, not yet announced
         self.breaker_open = False
         self.last_sweep: dt.datetime | None = None
+        self.sweeps, self.sweep_seconds, self.last_sweep_seconds = 0, 0.0, 0.0  # for metrics
         self.status_text = ""
         self.dirty = True  # the status line needs recomputing
 
@@ -104,10 +105,15 @@ class FleetBook:
         self.dirty = True
 
     def swept(self, results: Iterable[HealthStatus]) -> list[HealthStatus]:
-        """A batch is complete: its results of VMs still enabled."""
+        """A batch is complete: its results of VMs still enabled. Its duration is its
+        slowest check's (each check's duration runs from the batch's start)."""
         self.last_sweep = dt.datetime.now(dt.UTC)
         self.dirty = True
-        return [r for r in results if r.vm_name in self.enabled]
+        done = list(results)
+        self.last_sweep_seconds = max((r.check_duration_seconds for r in done), default=0.0)
+        self.sweeps += 1
+        self.sweep_seconds += self.last_sweep_seconds
+        return [r for r in done if r.vm_name in self.enabled]
 
     def fleet(self) -> FleetView:
         return fleet_view(len(self.enabled),

@@ -73,6 +73,20 @@ def writable_dirs() -> list[Path]:
     return [paths.config_dir(), paths.state_dir(), paths.azure_config_dir()]
 
 
+def textfile_dirs() -> list[Path]:
+    """The directory of ``[metrics] textfile`` when the configuration sets one (node_exporter's
+    textfile directory: the service rewrites the file there). Not created here: it belongs
+    to node_exporter's set-up. A configuration that does not load adds nothing."""
+    from .errors import LifecycleConfigError
+    from .manager import LifecycleManager
+
+    try:
+        textfile = LifecycleManager().load().metrics.textfile
+    except LifecycleConfigError:
+        return []
+    return [paths.expand(textfile).parent] if textfile else []
+
+
 def az_dir() -> Path | None:
     """The directory of the ``az`` this process's PATH finds (as the user's shell would)."""
     found = shutil.which("az")
@@ -91,7 +105,7 @@ def render_unit(exec_start: str | None = None, template: str | None = None) -> s
     if missing:
         raise ControllerError(f"the unit template lacks {', '.join(missing)}; reinstall "
                               "azlin-lifecycle")
-    rw = " ".join(_systemd_word(f"-{d}") for d in writable_dirs())
+    rw = " ".join(_systemd_word(f"-{d}") for d in writable_dirs() + textfile_dirs())
     env = [f"{name}={os.environ[name]}" for name in ("AZLIN_CONFIG_DIR", "XDG_STATE_HOME")
            if os.environ.get(name)]
     az = az_dir()
@@ -102,7 +116,7 @@ def render_unit(exec_start: str | None = None, template: str | None = None) -> s
             .replace("@READ_WRITE_PATHS@", rw)
             .replace("@ENVIRONMENT@", env_line))
     if lives_in_tmp([*command.split(), sys.prefix, str(Path(__file__).parent),
-                     *map(str, writable_dirs()), *([str(az)] if az else [])]):
+                     *map(str, writable_dirs() + textfile_dirs()), *([str(az)] if az else [])]):
         text = text.replace(
             "PrivateTmp=yes",
             "# This installation (or its config/state) lives under /tmp or /var/tmp,\n"

@@ -245,6 +245,14 @@ class StateStore:
                 ).fetchall()
         return [_repair(r) for r in rows]
 
+    def repair_counts(self) -> dict[tuple[str, str, str], int]:
+        """How many repairs of each (vm, action, outcome) were ever recorded."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT vm, action, outcome, COUNT(*) FROM repairs GROUP BY vm, action, outcome"
+            ).fetchall()
+        return {(vm, action, outcome): n for vm, action, outcome, n in rows}
+
     def last_repairs(self) -> dict[str, RepairRecord]:
         with self._lock:
             rows = self._db.execute(

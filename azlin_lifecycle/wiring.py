@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from .state import StateStore
 
 if TYPE_CHECKING:
     from . import healing, health, hooks
+    from .adapters.prometheus import MetricsExporter
+    from .fleet_book import FleetBook
     from .ha_role import HaRole
     from .leadership import LeadershipView
     from .models import RepairRecord
@@ -116,6 +119,7 @@ class DaemonParts:
     healer: healing.SelfHealer
     hooks: HookRunner  # with [ha]: runs hooks only while this daemon leads
     ha: HaRole | None  # None: [ha] is off, the daemon acts alone
+    metrics: MetricsExporter  # [metrics]: the daemon starts and stops it; idle while off
 
 
 def build_daemon_parts(
@@ -124,9 +128,12 @@ def build_daemon_parts(
     hooks: HookRunner | None, hooks_of: Callable[[str], Mapping[str, str]],
     on_leadership: Callable[[LeadershipView], None],
     on_interrupted: Callable[[list[RepairRecord]], None],
+    books: tuple[FleetBook, threading.Lock] | None = None,
 ) -> DaemonParts:
     """The daemon's components, with the adapters it was given or else the real ones.
-    Real hooks read each VM's targets through ``hooks_of`` when they run (reloads apply)."""
+    Real hooks read each VM's targets through ``hooks_of`` when they run (reloads apply).
+    ``books``: the daemon's FleetBook and the lock it changes it under, for [metrics]."""
+    from .adapters.prometheus import MetricsExporter, Sources
     from .healing import SelfHealer as Healer
     from .health import HealthMonitor as Monitor
 
@@ -147,7 +154,8 @@ def build_daemon_parts(
                       store=store, ledger=ledger)
     healer = Healer(config, compute=compute, store=store, hooks=hooks, ledger=ledger,
                     on_repaired=monitor.repaired)
-    return DaemonParts(monitor, healer, hooks, ha)
+    metrics = MetricsExporter(config, None if books is None else Sources(*books, store, ha))
+    return DaemonParts(monitor, healer, hooks, ha, metrics)
 
 
 def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, *,
@@ -171,6 +179,7 @@ def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, 
     parts.monitor.set_config(new, compute)
     parts.healer.set_config(new, compute)
     parts.hooks.apply_settings(new.hooks)  # timeouts and retries apply at once
+    parts.metrics.apply(new)  # a changed [metrics] restarts the endpoint
     logging.getLogger().setLevel(new.daemon.log_level.value)
 
 

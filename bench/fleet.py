@@ -10,12 +10,15 @@ B. ``python -m azlin_lifecycle daemon run`` monitoring N VMs: sweep time, CPU pe
    back to healthy after the restart.
 C. HA (bench/failover.py): failover time after SIGKILL of the leader and after a clean
    stop, and how soon a leader cut off from storage stops repairing.
+D. [metrics] (bench/metrics_cost.py): what it costs off (nothing) and on at 100 VMs
+   (import, memory, a scrape), and the daemon's RSS with it off and on.
 
 The simulator runs in its own process. Its SSH endpoints answer the metrics command
 after ``metrics_wire.CPU_SAMPLE_SECONDS``, as a real VM does (the command sleeps that
 long between its two /proc/stat samples); one extra row shows the speedup with instant
 answers. Prints a table and writes it as JSON to bench/results/fleet-latest.json.
-Usage: .venv/bin/python bench/fleet.py [--quick]   (--quick: N = 10 and 100 only, no C)
+Usage: .venv/bin/python bench/fleet.py [--quick]   (--quick: N = 10 and 100 only, no C,
+D without its two daemon runs)
 """
 
 from __future__ import annotations
@@ -224,6 +227,18 @@ def part_c(table: Table) -> list[dict[str, Any]]:
     return rows
 
 
+def part_d(table: Table, quick: bool) -> list[dict[str, Any]]:
+    """[metrics]: its cost off and on (bench/metrics_cost.py)."""
+    import metrics_cost
+
+    print("D: [metrics] cost ...", file=sys.stderr, flush=True)
+    rows = metrics_cost.rows(quick)
+    for r in rows:
+        table.add("D", metrics_cost.VMS, r["metric"], r["value"], r["unit"], r["target"],
+                  r["ok"], r["note"])
+    return rows
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     sizes = [10, 100] if quick else [10, 100, 1000]
@@ -235,6 +250,7 @@ def main() -> None:
         a = part_a(table, sizes, tmp)
         b = part_b(table, sizes, tmp)
         c = [] if quick else part_c(table)
+        d = part_d(table, quick)
     took = time.monotonic() - began
     print(f"\nazlin-lifecycle fleet benchmark - {info['date']}; {info['nproc']} CPUs "
           f"({info['cpu']}), Python {info['python']}, Linux {info['kernel']}; "
@@ -247,7 +263,7 @@ def main() -> None:
              if failed else ""))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": info, "seconds": took, "rows": table.rows,
-                                   "sweeps": a, "daemon": b, "failover": c}, indent=2,
+                                   "sweeps": a, "daemon": b, "failover": c, "metrics": d}, indent=2,
                                   default=str) + "\n")
     print(f"written: {RESULTS.relative_to(REPO)}")
 

@@ -67,11 +67,16 @@ def _print_status(s: HealthStatus) -> None:
 @click.option("-n", "--lines", "limit", type=click.IntRange(1, 100000), default=20,
               show_default=True, help="How many of the newest checks.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--plot", is_flag=True,
+              help="Chart check duration, failures, CPU, memory and disk (on a terminal; "
+                   "else a plain table with a duration bar).")
 @pass_app
-def history(app: AppContext, vm: str, limit: int, as_json: bool) -> None:
+def history(app: AppContext, vm: str, limit: int, as_json: bool, plot: bool) -> None:
     """Show the recorded health checks of VM (newest last)."""
     from ..state import StateStore
 
+    if plot and as_json:
+        raise click.UsageError("--plot and --json cannot be used together")
     cfg = app.manager().load()
     store = StateStore(history_size=cfg.daemon.history_size)
     try:
@@ -83,6 +88,9 @@ def history(app: AppContext, vm: str, limit: int, as_json: bool) -> None:
         return
     if not records:
         click.echo(f"No checks recorded for {vm} yet.")
+        return
+    if plot:
+        _plot(vm, records)
         return
     echo_table(
         ["TIME (UTC)", "HEALTH", "STATE", "FAILURES", "CPU", "MEM", "DISK", "REASON"],
@@ -101,6 +109,21 @@ def history(app: AppContext, vm: str, limit: int, as_json: bool) -> None:
         ],
     )
     click.echo(f"({len(records)} checks; newest {ago(records[-1].timestamp)})")
+
+
+def _plot(vm: str, records: list[HealthStatus]) -> None:
+    import shutil
+    import sys
+
+    from .plot import chart, plain
+
+    if not sys.stdout.isatty():
+        lines = plain(vm, records)
+    else:
+        encoding = (getattr(sys.stdout, "encoding", None) or "ascii").lower()
+        lines = chart(vm, records, shutil.get_terminal_size().columns,
+                      unicode=encoding.replace("-", "") == "utf8", color=True)
+    click.echo("\n".join(lines))
 
 
 COMMANDS = [check, history]

@@ -24,13 +24,17 @@ from .validation import (
     GUID,
     HOOK_TARGET,
     HTTPS_URL,
+    LISTEN,
     PORT,
     STORAGE_URL,
     TEXT,
+    TEXTFILE,
     accepts,
     check_table,
     integer,
+    is_loopback_host,
     is_loopback_url,
+    listen_address,
     number,
     one_of,
     rules,
@@ -205,6 +209,25 @@ class HaSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Metrics for Prometheus (off unless one of ``listen`` and ``textfile`` is set): an
+    HTTP endpoint, and/or a file rewritten for node_exporter's textfile collector."""
+
+    listen: str | None = field(default=None, metadata=accepts(LISTEN))
+    textfile: str | None = field(default=None, metadata=accepts(TEXTFILE))
+    textfile_interval_seconds: int = field(default=15, metadata=accepts(integer(5, 3600)))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen or self.textfile)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """``(host, port)`` to listen on, or None."""
+        return None if self.listen is None else listen_address(self.listen)
+
+
+@dataclass(frozen=True)
 class LifecycleConfig:
     """The whole file."""
 
@@ -213,6 +236,7 @@ class LifecycleConfig:
     healing: HealingSettings = field(default_factory=HealingSettings)
     hooks: HookSettings = field(default_factory=HookSettings)
     ha: HaSettings = field(default_factory=HaSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     vms: Mapping[str, MonitoringConfig] = field(default_factory=dict)
 
     def with_vm(self, name: str, vm: MonitoringConfig | None) -> LifecycleConfig:
@@ -235,7 +259,7 @@ class LifecycleConfig:
 
 def _section_types() -> dict[str, type[Any]]:
     """The file's tables other than [vms]: each field of LifecycleConfig whose default is
-    a settings dataclass (daemon, azure, healing, hooks, ha), in field order."""
+    a settings dataclass (daemon, azure, healing, hooks, ha, metrics), in field order."""
     out: dict[str, type[Any]] = {}
     for f in dataclasses.fields(LifecycleConfig):
         kind = f.default_factory
@@ -287,3 +311,13 @@ def check_ha(ha: HaSettings, source: str) -> None:
             'Azure token is only sent over https: use an https:// URL, or credential = '
             '"azurite" for a local Azurite')
 
+
+
+def metrics_warning(metrics: MetricsSettings, source: str) -> str | None:
+    """What to warn about in ``[metrics]``: an endpoint reachable beyond this machine."""
+    address = metrics.address
+    if address is None or is_loopback_host(address[0]):
+        return None
+    return (f'{where(source, "metrics")}: listen = "{metrics.listen}" serves the metrics '
+            "(VM names, resource groups, health) without authentication beyond this "
+            'machine; use "127.0.0.1:PORT" unless a firewall limits who can reach it')

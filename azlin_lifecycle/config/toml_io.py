@@ -26,6 +26,7 @@ from .schema import (
     check_azure,
     check_ha,
     check_hooks,
+    metrics_warning,
 )
 from .validation import check_table, rules
 
@@ -69,6 +70,8 @@ def from_dict(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
         sections[name] = kind(**check_table(table, rules(kind), source, name))
     check_azure(sections["azure"], source)
     check_ha(sections["ha"], source)
+    if warning := metrics_warning(sections["metrics"], source):
+        log.warning("%s", warning)
     vms_raw = raw.get("vms", {})
     if not isinstance(vms_raw, Mapping):
         raise LifecycleConfigError(f"{source}: vms must be a table of [vms.NAME] tables")

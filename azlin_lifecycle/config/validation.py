@@ -13,6 +13,7 @@ table, the key, the value and what is allowed (:func:`where` writes the first tw
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -114,6 +115,47 @@ BLOB_NAME = Rule(
     "a blob name of 1-256 letters, digits, '-', '_', '.' or '/'",
     lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_./-]{0,255}",
                                                   v) is not None,
+)
+
+
+def listen_address(value: Any) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``[metrics] listen`` value: "HOST:PORT" with HOST an IP
+    address (IPv6 in brackets) or localhost, or a port alone for 127.0.0.1; else None."""
+    if not isinstance(value, str):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            return None
+    elif ":" in host:
+        return None  # an IPv6 address needs its brackets: [::1]:9464
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return None
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+    return host, int(port)
+
+
+def is_loopback_host(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+LISTEN = Rule(
+    'an address to serve metrics on: "HOST:PORT" with HOST an IP address or localhost '
+    '(e.g. "127.0.0.1:9464", "[::1]:9464"), or a port alone ("9464") for 127.0.0.1',
+    lambda v: listen_address(v) is not None,
+)
+TEXTFILE = Rule(
+    "an absolute path (may start with ~) of a file ending in .prom, for node_exporter's "
+    "textfile collector",
+    lambda v: isinstance(v, str) and v.startswith(("/", "~")) and v.endswith(".prom")
+    and len(v.rsplit("/", 1)[-1]) > len(".prom"),
 )
 
 

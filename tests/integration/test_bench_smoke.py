@@ -24,7 +24,8 @@ def test_fleet_benchmark_quick_run_prints_its_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     for row in ("cold sweep wall", "sequential baseline wall", "speedup vs baseline (warm)",
-                "daemon idle RSS", "detection (hung -> on_failure)"):
+                "daemon idle RSS", "detection (hung -> on_failure)",
+                "[metrics] on: RSS added at 100 VMs"):
         assert row in out, row
 
 
@@ -78,3 +79,15 @@ def test_bastion_benchmark_prints_its_table() -> None:
         assert row in result.stdout, row
     assert re.search(r"healthy, cold / warm +4 / 4 of 4", result.stdout), result.stdout
     assert re.search(r"token exchanges / tunnels / deletes +4 / 4 / 4", result.stdout)
+
+
+def test_metrics_cost_benchmark_prints_its_figures() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "metrics_cost.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    off = next(line for line in lines if line.startswith("[metrics] off"))
+    assert "0, 0, 0.0 MB" in off and off.rstrip().endswith("the switch started, off")
+    on = next(line for line in lines if line.startswith("[metrics] on: RSS added at 100 VMs"))
+    assert re.search(r"\s\d+\.\d\d MB\s", on), on
+    assert any(line.startswith("[metrics] scrape at 100 VMs") for line in lines)

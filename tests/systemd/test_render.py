@@ -151,3 +151,25 @@ def test_an_installation_under_tmp_gets_a_shared_tmp(installed_outside_tmp: str)
     assert "\nPrivateTmp=yes" in render_unit("/usr/bin/azlin-lifecycle daemon run", template)
     shared = render_unit("/tmp/ci/.venv/bin/python -m azlin_lifecycle daemon run", template)
     assert "\nPrivateTmp=no" in shared and "\nPrivateTmp=yes" not in shared
+
+
+def test_a_metrics_textfile_opens_its_directory_for_the_service(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """[metrics] textfile: its directory (node_exporter's) is writable in the sandbox; a
+    listen address needs nothing more than the unit has (AF_INET/AF_INET6)."""
+    monkeypatch.setenv("AZLIN_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path / "az"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    plain = directives(install.render_unit("/usr/bin/azlin-lifecycle daemon run"))
+    (tmp_path / "cfg").mkdir()
+    config = tmp_path / "cfg" / "lifecycle-config.toml"
+    config.write_text('[metrics]\nlisten = "127.0.0.1:9464"\n'
+                      'textfile = "/var/lib/node-exporter/textfile/azlin.prom"\n')
+    d = directives(install.render_unit("/usr/bin/azlin-lifecycle daemon run"))
+    assert d["ReadWritePaths"] == plain["ReadWritePaths"] + " -/var/lib/node-exporter/textfile"
+    assert d["RestrictAddressFamilies"] == "AF_UNIX AF_INET AF_INET6"
+    assert "IPAddressDeny" not in d and "PrivateNetwork" not in d
+    config.write_text("[metrics]\nlisten = 1\n")  # broken: the unit is rendered without it
+    assert directives(install.render_unit("/usr/bin/x daemon run"))["ReadWritePaths"] == \
+        plain["ReadWritePaths"]

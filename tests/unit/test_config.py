@@ -20,6 +20,7 @@ from azlin_lifecycle.config import (
     HookSettings,
     LifecycleConfig,
     LogLevel,
+    MetricsSettings,
     MonitoringConfig,
     RestartPolicy,
     parse_toml,
@@ -183,7 +184,7 @@ def test_unknown_credential_lists_managed_identity() -> None:
 def test_the_file_has_one_table_per_settings_section() -> None:
     assert list(SECTIONS.items()) == [("daemon", DaemonSettings), ("azure", AzureSettings),
                                       ("healing", HealingSettings), ("hooks", HookSettings),
-                                      ("ha", HaSettings)]
+                                      ("ha", HaSettings), ("metrics", MetricsSettings)]
 
 
 @pytest.mark.parametrize("kind", [*SECTIONS.values(), MonitoringConfig],

@@ -15,6 +15,10 @@ unknown size is low at :data:`UNKNOWN_LOW` or fewer (per-VM buckets hold 12 to 4
 
 :class:`NotBefore` keeps, per subscription, the time before which Azure asked not to be
 asked again (a 429/503 Retry-After), so the next sweeps send nothing until then.
+
+Every answer is also counted in :data:`AZURE` (this process's requests by method and
+status, 429s, the Retry-After asked for, each budget's last remaining count), which the
+Prometheus exporter reads when it is on.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+
+from ...tally import Tally
+from .errors import retry_after_seconds
 
 LOG = logging.getLogger("azlin_lifecycle.adapters.azure.compute")
 PREFIX = "x-ms-ratelimit-remaining-"
@@ -37,6 +44,10 @@ BUCKET_SIZES = {
     "Microsoft.Compute/HighCostGet3Min": 900,
     "Microsoft.Compute/UpdateVM3Min": 1500,
 }
+# Series: "requests" (method, status code), "throttled" (429s), "retry_after" and
+# "retry_after_seconds" (the waits 429/503 answers asked for), "remaining" (budget).
+AZURE = Tally()
+THROTTLED = 429
 
 
 def remaining_budgets(headers: Mapping[str, str]) -> dict[str, int]:
@@ -72,10 +83,11 @@ class RateLimitWatch:
 
     def __init__(self, every: float = LOG_EVERY,
                  clock: Callable[[], float] = time.monotonic,
-                 log: logging.Logger = LOG) -> None:
+                 log: logging.Logger = LOG, tally: Tally = AZURE) -> None:
         self.every = every
         self.clock = clock
         self.log = log
+        self.tally = tally
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
 
@@ -83,6 +95,7 @@ class RateLimitWatch:
         """Check one answer's headers; return the budgets it warned about."""
         warned: list[str] = []
         for budget, left in remaining_budgets(headers).items():
+            self.tally.set("remaining", budget, value=left)
             if not is_low(budget, left):
                 continue
             now = self.clock()
@@ -101,9 +114,19 @@ class RateLimitWatch:
         return warned
 
     def on_response(self, pipeline_response: object) -> None:
-        """azure-core ``raw_response_hook``: observe the headers of every answer."""
+        """azure-core ``raw_response_hook``: count every answer and observe its headers."""
         http = getattr(pipeline_response, "http_response", None)
         headers = getattr(http, "headers", None)
+        status = getattr(http, "status_code", None)
+        if isinstance(status, int):
+            method = getattr(getattr(pipeline_response, "http_request", None), "method", None)
+            self.tally.add("requests", str(method or "").upper(), str(status))
+            if status == THROTTLED:
+                self.tally.add("throttled")
+            asked = retry_after_seconds(headers) if headers is not None else None
+            if status in (THROTTLED, 503) and asked:
+                self.tally.add("retry_after")
+                self.tally.add("retry_after_seconds", amount=asked)
         if headers is not None:
             self.observe(headers)
 
