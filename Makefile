@@ -31,8 +31,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# Nearly all of the suite's time is waiting (simulated boots, check intervals, leases), so
+# it runs on more xdist workers than cores; tests sharing a resource (the systemd user
+# session) share a worker, the longest work starts first (tests/support/scheduling.py).
+PYTEST_WORKERS ?= 8
+
 pytest: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 # The .deb (dpkg-buildpackage), then the slow packaging tests: lintian, apt-get install,
 # the packaged unit under a real user manager, purge; wheel/sdist and a pipx install.

@@ -45,13 +45,19 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedFleet]:
         yield f
 
 
+@pytest.fixture(autouse=True)
+def bastion_up(fleet: SimulatedFleet) -> None:
+    """Every test starts with the module's Bastion answering (a test before it, in whatever
+    order a worker runs them, may have left a fault set)."""
+    fleet.set_bastion_mode("up")
+
+
 @pytest.fixture
 def config(fleet: SimulatedFleet, isolated_dirs: Path,
            monkeypatch: pytest.MonkeyPatch) -> Path:
     """A config for the fleet, host and user left to Azure; the Bastion and VMs healthy."""
     for key, value in fleet.env().items():
         monkeypatch.setenv(key, value)
-    fleet.set_bastion_mode("up")
     for vm in fleet.vm_names:
         fleet.set_ssh_mode(vm, "up")
     path = isolated_dirs / "lifecycle-config.toml"

@@ -17,6 +17,7 @@ from azlin_lifecycle.simulator import POWER_STATES, SimulatedFleet, SshMode
 from azlin_lifecycle.state import StateStore
 from azlin_lifecycle.wiring import monitor_for
 from tests.support.fakes import RecordingHooks
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +44,10 @@ def parts(fleet: SimulatedFleet, tmp_path: Path, policy: str = "on-failure",
           healing: dict[str, object] | None = None) -> tuple[HealthMonitor, SelfHealer,
                                                              RecordingHooks]:
     path = tmp_path / "lifecycle-config.toml"
+    # Azure's operation polled every 1 s, not 5: a repair ends ~1 s after its 0.5 s operation.
     fleet.write_config(path, restart_policy=policy, check_interval_seconds=10,
                        extra_toml={"daemon": {"ssh_timeout_seconds": 2.0},
-                                   "healing": healing or {}})
+                                   "healing": {"operation_poll_seconds": 1, **(healing or {})}})
     config: LifecycleConfig = LifecycleManager(path).load()
     store = StateStore(tmp_path / "state.db")
     hooks = RecordingHooks()
@@ -53,6 +55,12 @@ def parts(fleet: SimulatedFleet, tmp_path: Path, policy: str = "on-failure",
     healer = SelfHealer(config, store=store, hooks=hooks,
                         compute=monitor.compute, on_repaired=monitor.reset_failures)
     return monitor, healer, hooks
+
+
+def booted(fleet: SimulatedFleet, vm: str) -> bool:
+    """Running and booted: what boot_seconds after a restart's end used to be slept out for."""
+    status = next(v for v in fleet.status()["vms"] if v["name"] == vm)
+    return bool(status["power"] == "running" and status["booted"])
 
 
 def restarts(fleet: SimulatedFleet, vm: str, action: str = "restart") -> list[dict[str, object]]:
@@ -103,7 +111,7 @@ def test_restart_through_arm_then_grace_and_a_fresh_counter(fleet: SimulatedFlee
     during = monitor.check_vm_health(vm)
     assert during.ssh_failures == 0
     assert healer.decide(vm, failure_of(during)).action is None
-    time.sleep(1.5)  # boot_seconds; the reboot also cured the hang
+    wait_for(lambda: booted(fleet, vm), 10, f"{vm} booted")  # the reboot also cured the hang
     assert monitor.check_vm_health(vm).healthy
 
 
@@ -134,7 +142,7 @@ def test_escalation_redeploys_after_restarts_that_did_not_help(fleet: SimulatedF
     fleet.set_guest(vm, agent="not_ready")
     first = healer.handle_failure(vm, failure_of(monitor.check_vm_health(vm)))
     assert first is not None and first.action is RepairAction.RESTART
-    time.sleep(1.5)  # booted again, still refusing connections
+    wait_for(lambda: booted(fleet, vm), 10, f"{vm} booted")  # still refusing connections
     second = healer.handle_failure(vm, failure_of(monitor.check_vm_health(vm)))
     assert second is not None and second.action is RepairAction.REDEPLOY and second.success
     assert [op["status"] for op in restarts(fleet, vm, "redeploy")] == ["Succeeded"]

@@ -30,7 +30,8 @@ def test_uptime_of_a_running_unit_is_a_timedelta_of_whole_seconds(state: str) ->
 
 @pytest.mark.parametrize(("state", "entered"), [("inactive", time.time() - 5),
                                                 ("failed", time.time() - 5),
-                                                ("active", 0.0)])
+                                                ("active", 0.0)],
+                         ids=["inactive", "failed", "active-never"])  # the same on every xdist worker
 def test_a_unit_not_running_has_no_uptime(state: str, entered: float) -> None:
     assert _since(props(state, entered)) == (None, None)
 
