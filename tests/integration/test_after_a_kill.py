@@ -20,6 +20,7 @@ from azlin_lifecycle.state import StateStore
 from azlin_lifecycle.targets import resolve_target
 from azlin_lifecycle.wiring import build_compute, monitor_for
 from tests.support.inprocess import running_daemon
+from tests.support.simulated import fleet_in_env
 from tests.support.waiting import wait_for
 
 HOOK = """#!/bin/sh
@@ -30,9 +31,7 @@ RESTART_TIMEOUT = 600  # the default: a wrongly held VM would wait 600 + grace s
 
 @pytest.fixture
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFleet]:
-    with SimulatedFleet(tmp_path / "sim", 2, boot_seconds=1.0, operation_seconds=1.0) as f:
-        for key, value in f.env().items():
-            monkeypatch.setenv(key, value)
+    with fleet_in_env(monkeypatch, tmp_path / "sim", 2, boot_seconds=1.0, operation_seconds=1.0) as f:
         yield f
 
 

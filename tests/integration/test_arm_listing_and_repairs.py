@@ -21,16 +21,15 @@ from azlin_lifecycle.ports import AzureOperationError
 from azlin_lifecycle.simulator import SimulatedFleet
 from azlin_lifecycle.state import StateStore
 from azlin_lifecycle.wiring import monitor_for
+from tests.support.simulated import fleet_in_env
 
 OPERATION_SECONDS = 2.0
 
 
 @pytest.fixture
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFleet]:
-    with SimulatedFleet(tmp_path / "fleet", vm_count=3, boot_seconds=0.3,
+    with fleet_in_env(monkeypatch, tmp_path / "fleet", vm_count=3, boot_seconds=0.3,
                         operation_seconds=OPERATION_SECONDS) as f:
-        for key, value in f.env().items():
-            monkeypatch.setenv(key, value)
         yield f
 
 

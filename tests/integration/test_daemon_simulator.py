@@ -10,6 +10,7 @@ import pytest
 from azlin_lifecycle.daemon import LifecycleDaemon
 from azlin_lifecycle.simulator import SimulatedFleet, SshMode
 from tests.support.inprocess import running_daemon
+from tests.support.simulated import fleet_in_env
 from tests.support.waiting import wait_for
 
 HOOK = """#!/bin/sh
@@ -20,9 +21,7 @@ echo "$EVENT_TYPE $VM_NAME failures=$FAILURE_COUNT result=$RESTART_RESULT reason
 
 @pytest.fixture
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFleet]:
-    with SimulatedFleet(tmp_path / "sim", 3, boot_seconds=2.0, operation_seconds=1.0) as f:
-        for key, value in f.env().items():
-            monkeypatch.setenv(key, value)
+    with fleet_in_env(monkeypatch, tmp_path / "sim", 3, boot_seconds=2.0, operation_seconds=1.0) as f:
         yield f
 
 

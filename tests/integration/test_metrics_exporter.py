@@ -259,15 +259,13 @@ def test_the_daemon_turns_metrics_on_when_its_file_changes(
         tmp_path: Path, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real daemon (in this process) against the simulator: [metrics] added to the file
     while it runs is served after its reload, and stopping the daemon closes it."""
-    from azlin_lifecycle.simulator import SimulatedFleet
     from tests.support.inprocess import running_daemon
+    from tests.support.simulated import fleet_in_env
     from tests.support.waiting import wait_for
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    with SimulatedFleet(tmp_path / "sim", 1) as fleet:
-        for key, value in fleet.env().items():
-            monkeypatch.setenv(key, value)
+    with fleet_in_env(monkeypatch, tmp_path / "sim", 1) as fleet:
         config = isolated_dirs / "lifecycle-config.toml"
         fleet.write_config(config, check_interval_seconds=10)
         with running_daemon(config) as daemon:

@@ -24,6 +24,7 @@ import pytest
 from azlin_lifecycle.simulator import SimulatedFleet, SshMode
 from tests.integration.conftest import require
 from tests.support.inprocess import running_daemon
+from tests.support.simulated import fleet_in_env
 from tests.support.waiting import wait_for
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -92,9 +93,7 @@ class Prometheus:
 
 @pytest.fixture
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFleet]:
-    with SimulatedFleet(tmp_path / "sim", 2, boot_seconds=2.0, operation_seconds=1.0) as f:
-        for key, value in f.env().items():
-            monkeypatch.setenv(key, value)
+    with fleet_in_env(monkeypatch, tmp_path / "sim", 2, boot_seconds=2.0, operation_seconds=1.0) as f:
         yield f
 
 

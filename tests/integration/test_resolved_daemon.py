@@ -14,6 +14,7 @@ from azlin_lifecycle.daemon import LifecycleDaemon
 from azlin_lifecycle.simulator import SimulatedFleet, SshMode
 from azlin_lifecycle.state import StateStore
 from tests.support.inprocess import running_daemon
+from tests.support.simulated import fleet_in_env
 from tests.support.waiting import wait_for
 
 HOOK = """#!/bin/sh
@@ -25,10 +26,8 @@ echo "$EVENT_TYPE $VM_NAME" >> {log}
 @pytest.fixture
 def running(tmp_path: Path, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
             ) -> Iterator[tuple[SimulatedFleet, LifecycleDaemon, StateStore, Path]]:
-    with SimulatedFleet(tmp_path / "sim", 3, boot_seconds=2.0, operation_seconds=1.0,
+    with fleet_in_env(monkeypatch, tmp_path / "sim", 3, boot_seconds=2.0, operation_seconds=1.0,
                         private=False) as fleet:
-        for key, value in fleet.env().items():
-            monkeypatch.setenv(key, value)
         fleet.set_public_ip("vm-003", False)  # private-only, no tunnel: SSH not applicable
         hook_log, hook = tmp_path / "hooks.log", tmp_path / "hook.sh"
         hook.write_text(HOOK.format(log=hook_log))
