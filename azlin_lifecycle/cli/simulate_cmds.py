@@ -49,15 +49,18 @@ def simulate_group() -> None:
 @click.option("--retry-after", type=click.IntRange(0), default=None,
               help="Retry-After seconds on 202s and InProgress polls (default: none, as "
               "real ARM may send none).")
+@click.option("--recorded-pace", is_flag=True,
+              help="Retry-After per action as real ARM was recorded (start: 10 s on the 202, "
+              "9 s on each poll; deallocate: 10 and 36 s; restart, powerOff, redeploy: none).")
 def run(directory: Path, vms: int, boot_seconds: float, operation_seconds: float,
-        resource_group: str, retry_after: int | None) -> None:
+        resource_group: str, retry_after: int | None, recorded_pace: bool) -> None:
     """Run the simulator until Ctrl-C or SIGTERM; writes DIR/simulator.json."""
     from ..simulator import SimulatedFleet
     from ..simulator.runner import serve_forever
 
     fleet = SimulatedFleet(directory, vms, resource_group=resource_group,
                            boot_seconds=boot_seconds, operation_seconds=operation_seconds,
-                           retry_after=retry_after)
+                           retry_after=retry_after, recorded_pace=recorded_pace)
 
     def ready(fleet: SimulatedFleet, seconds: float) -> None:
         click.echo(f"Simulating {len(fleet.vm_names)} VMs in resource group "

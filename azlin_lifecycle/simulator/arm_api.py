@@ -142,6 +142,7 @@ class ArmApi:
     # AuthorizationFailed) or "resource_group" (the group's requests do, and the
     # subscription's listing leaves its VMs out: ARM lists only what the caller may read).
     denied: str | None = None
+    recorded_pace = False  # Retry-After per action as real ARM sends it (RECORDED_RETRY_AFTER)
 
     def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
                  retry_after: int | None = None, control: ControlHandler | None = None) -> None:
@@ -315,7 +316,7 @@ class ArmApi:
         return Response(202, b"", {
             "Azure-AsyncOperation": status_url,
             "Location": status_url + "&monitor=true",
-            **self._retry_after(),
+            **self._retry_after(op.action, accepted=True),
             **self._rate("action"),
         })
 
@@ -325,6 +326,7 @@ class ArmApi:
             raise ArmError(404, "NotFound", "The entity was not found in this Azure location.")
         rate = self._rate("operation")
         with self.state.lock:
+            op.polls.append(time.time())
             snapshot = Operation(**vars(op))
         if query.get("monitor", [""])[0].lower() == "true":
             return self._monitor(snapshot, rate)
@@ -335,20 +337,23 @@ class ArmApi:
         if snapshot.error_code is not None:
             body["error"] = {"code": snapshot.error_code, "message": snapshot.error_message}
         if snapshot.status == "InProgress":
-            rate.update(self._retry_after())
+            rate.update(self._retry_after(snapshot.action))
         return Response.json(200, body, rate)
 
     def _monitor(self, op: Operation, rate: dict[str, str]) -> Response:
         if op.status == "InProgress":
-            return Response(202, b"", {**rate, **self._retry_after()})
+            return Response(202, b"", {**rate, **self._retry_after(op.action)})
         if op.status == "Succeeded":
             return Response(200, b"", rate)
         return Response.error(500 if op.status == "Failed" else 409,
                               op.error_code or "OperationCanceled",
                               op.error_message or "The operation was canceled.", rate)
 
-    def _retry_after(self) -> dict[str, str]:
-        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+    def _retry_after(self, action: str, accepted: bool = False) -> dict[str, str]:
+        seconds = self.retry_after
+        if self.recorded_pace:
+            seconds = armjson.RECORDED_RETRY_AFTER.get(action, (None, None))[not accepted]
+        return {} if seconds is None else {"Retry-After": str(seconds)}
 
     def _rate(self, category: str) -> dict[str, str]:
         return {"x-ms-ratelimit-remaining-resource": self._rates.spend(category)}

@@ -21,6 +21,13 @@ POWER_DISPLAY = {
 }
 
 
+# Retry-After as recorded from real ARM (public test recordings of the Azure CLI and SDKs):
+# action -> (on the 202 that accepts it, on each InProgress poll); None: none sent.
+RECORDED_RETRY_AFTER: dict[str, tuple[int | None, int | None]] = {
+    "start": (10, 9), "deallocate": (10, 36), "restart": (None, None),
+    "powerOff": (None, None), "redeploy": (None, None)}
+
+
 def iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
 

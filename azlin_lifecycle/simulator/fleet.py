@@ -31,7 +31,8 @@ class SimulatedFleet(FleetFacts):
                  subscription_id: str = "00000000-0000-0000-0000-0000000000aa",
                  name_prefix: str = "vm-", boot_seconds: float = 5.0,
                  operation_seconds: float = 1.0, page_size: int = 50,
-                 retry_after: int | None = None, command_seconds: float = 0.0) -> None:
+                 retry_after: int | None = None, command_seconds: float = 0.0,
+                 recorded_pace: bool = False) -> None:
         self.workdir = Path(workdir)
         self.vm_count = vm_count
         self.resource_group = resource_group
@@ -41,6 +42,7 @@ class SimulatedFleet(FleetFacts):
         self.operation_seconds = operation_seconds
         self.page_size = page_size
         self.retry_after = retry_after  # Retry-After on 202s and InProgress polls; None: none
+        self.recorded_pace = recorded_pace  # else Retry-After per action, as ARM was recorded
         self.command_seconds = command_seconds  # the metrics command's run time on a VM
         self.control_token = secrets.token_urlsafe(16)
         self.az_dir = self.workdir / "bin"
@@ -86,6 +88,7 @@ class SimulatedFleet(FleetFacts):
                                control=make_control(self))
             self._api.control_token = self.control_token
             self._api.network = self._network
+            self._api.recorded_pace = self.recorded_pace
             self._server = ArmHttpsServer(self._api, tls.server_context())
             self._server.start()
         except OSError as exc:

@@ -82,6 +82,7 @@ class Operation:
     ended: float | None = None
     error_code: str | None = None
     error_message: str | None = None
+    polls: list[float] = field(default_factory=list)  # when its status was asked (epoch)
 
     def finish(self, status: str, code: str | None = None, message: str | None = None) -> None:
         if self.status != "InProgress":
@@ -92,7 +93,8 @@ class Operation:
     def record(self) -> dict[str, Any]:
         return {"id": self.id, "vm": self.vm, "action": self.action, "status": self.status,
                 "started": self.started, "ended": self.ended,
-                "error_code": self.error_code, "error_message": self.error_message}
+                "error_code": self.error_code, "error_message": self.error_message,
+                "polls": list(self.polls)}
 
 
 @dataclass

@@ -4,9 +4,12 @@
 adapter's per-subscription ``ComputeManagementClient``, its reader and its retrying
 :meth:`~.compute.ArmCompute.call`. The caller's ``timeout`` bounds the whole action.
 
-Operations are polled every ``polling_interval`` seconds (or sooner when Azure's
-Retry-After says so) by a poller that stops at the deadline and retries 429/5xx status
-polls; the caller stops waiting for it at the deadline in any case. The action's POST is
+Azure's pace is kept: no status poll goes out sooner than the ``Retry-After`` of the
+answer before it — the 202 that accepted the action (the SDK itself polls at once) and
+every poll since; ``polling_interval`` applies only when Azure sends none (or 0). A wait
+that would pass the deadline is not begun: the poller sleeps to the deadline and stops
+there, without a last poll. 429/5xx status polls are retried; the caller stops waiting
+for the poller at the deadline in any case. The action's POST is
 retried only when Azure certainly did not take it (429). After a 5xx, a timeout or a
 dropped connection the VM's instance view is read first: provisioning ``updating`` (or a
 power state in transition) means the POST was accepted, and the repair waits for it by
@@ -182,16 +185,32 @@ class _LroDeadline(Exception):
 def _deadline_polling(
     interval: float, deadline: float, base_url: str, transport_kwargs: dict[str, Any]
 ) -> Any:
-    """An ARMPolling that never sleeps past ``deadline`` and retries 429/5xx status polls."""
+    """An ARMPolling that keeps Azure's Retry-After, never sleeps past ``deadline`` and
+    retries 429/5xx status polls."""
     from azure.mgmt.core.polling.arm_polling import ARMPolling
 
     class DeadlinePolling(ARMPolling):
-        def _delay(self) -> None:
+        def _asked(self) -> float | None:
+            """The Retry-After of the last answer (the 202, then each poll); 0 is none."""
+            asked = retry_after_seconds(self._pipeline_response.http_response.headers)
+            return asked or None
+
+        def _wait(self, seconds: float) -> None:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if seconds >= left:  # the next poll would come after the deadline
+                self._sleep(max(left, 0.0))
                 raise _LroDeadline("deadline passed")
-            # Retry-After when Azure sends one, never longer than the interval
-            self._sleep(min(self._extract_delay(), interval, left))
+            if seconds > 0:
+                self._sleep(seconds)
+
+        def update_status(self) -> None:
+            if self._pipeline_response is self._initial_response:  # the first poll
+                self._wait(self._asked() or 0.0)  # the SDK alone would poll at once
+            super().update_status()
+
+        def _delay(self) -> None:
+            asked = self._asked()
+            self._wait(interval if asked is None else asked)
 
         def request_status(self, status_link: str) -> Any:
             attempt = 0
