@@ -222,6 +222,7 @@ class SelfHealer(ConfiguredComponent):
         log_event(log, event, f"{vm_name}: {action.value} requested: {reason}", vm=vm_name,
                   level=logging.WARNING, action=action, reason=reason, evidence=evidence)
         error: str | None = None
+        detail: str | None = None  # Azure's whole text, when it says more than one line
         try:
             operation = {
                 RepairAction.RESTART: self.compute.restart,
@@ -231,10 +232,12 @@ class SelfHealer(ConfiguredComponent):
             operation(target, timeout)
         except AzureOperationError as exc:
             error = str(exc) if not exc.code or exc.code in str(exc) else f"{exc} [{exc.code}]"
+            detail = exc.detail
         ended = self._clock()
         success = error is None
-        try:
-            self.ledger.end_repair(repair_id, success=success, error=error,
+        try:  # the record keeps the one line, then Azure's whole text (status --json)
+            self.ledger.end_repair(repair_id, success=success,
+                                   error=error if detail is None else f"{error}\n{detail}",
                                    grace_until=ended + healing.grace_period_seconds, now=ended)
             leading = True
         except NotLeader as exc:
@@ -256,11 +259,13 @@ class SelfHealer(ConfiguredComponent):
             f"{healing.grace_period_seconds}s",
             vm=vm_name, level=logging.INFO if success else logging.ERROR,
             action=action, duration_seconds=round(result.duration_seconds, 2), error=error,
+            error_detail=detail,
         )
         if leading:  # else the leader announces it (interrupted)
             self.hooks.execute_hook_async(
                 HookType.ON_RESTART, vm_name,
                 {"restart_result": "success" if success else "failure", "action": action.value,
-                 "error": error, "duration_seconds": round(result.duration_seconds, 2)},
+                 "error": error, "error_detail": detail,
+                 "duration_seconds": round(result.duration_seconds, 2)},
             )
         return result

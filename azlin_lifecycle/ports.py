@@ -27,12 +27,16 @@ class AzureOperationError(Exception):
 
     Not a :class:`~azlin_lifecycle.errors.LifecycleError`: it is an outcome the domain
     logic handles (a failed restart lands in a RestartResult), not a user error.
-    ``code`` is Azure's error code when there is one (``ResourceNotFound``, ...).
+    ``code`` is Azure's error code when there is one (``ResourceNotFound``, ...);
+    ``detail`` Azure's whole text when it says more than the one-line message (the
+    further lines of a failed operation's message, an error's ``details``).
     """
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
 
 
 class ComputeApi(Protocol):

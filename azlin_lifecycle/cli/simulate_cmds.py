@@ -174,6 +174,26 @@ def fail_next(directory: Path, vm: str, action: str, code: str, message: str,
 
 @simulate_group.command()
 @DIR_OPTION
+@click.argument("vm")
+@click.option("--action", type=click.Choice(ACTIONS), default="start", show_default=True)
+@click.option("--status", "status_code", type=click.IntRange(400, 599), default=409,
+              show_default=True)
+@click.option("--code", default="OperationNotAllowed", show_default=True)
+@click.option("--message", required=True, help="error.message (may span lines).")
+@click.option("--detail", "details", multiple=True, metavar="CODE:MESSAGE",
+              help="An entry of error.details[] (repeatable).")
+def refuse(directory: Path, vm: str, action: str, status_code: int, code: str, message: str,
+           details: tuple[str, ...]) -> None:
+    """Refuse VM's next ACTION request at once (e.g. 409 OperationNotAllowed with details)."""
+    parsed = [dict(zip(("code", "message"), d.split(":", 1), strict=True)) if ":" in d
+              else {"code": code, "message": d} for d in details]
+    _client(directory).refuse_next_request(vm, action, status=status_code, code=code,
+                                           message=message, details=parsed or None)
+    click.echo(f"{vm}: the next {action} request answers {status_code} {code}")
+
+
+@simulate_group.command()
+@DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def operations(directory: Path, as_json: bool) -> None:
     """List every action requested through ARM, with its outcome."""

@@ -94,6 +94,10 @@ def status(app: AppContext, as_json: bool) -> None:
             click.echo(f"{row['vm']}: {prefix}{row['reason']}")
         if row["held_back"]:
             click.echo(f"{row['vm']}: healing held back: {row['held_back']}")
+        repair = row["last_repair"]
+        if repair and repair["outcome"] == "failed" and repair["error"]:
+            click.echo(f"{row['vm']}: last repair failed: {repair['error'].splitlines()[0]}"
+                       + (" (more in status --json)" if "\n" in repair["error"] else ""))
         if row["azure_evidence"] and row["healthy"] is False:
             click.echo(f"{row['vm']}: Azure's view at the last repair decision: "
                        f"{row['azure_evidence']}")

@@ -232,7 +232,8 @@ class ArmApi:
                     raise _forbidden(_ACTIONS.get(kind, VM_READ), f"/subscriptions/{groups['sub']}")
                 return getattr(self, f"_{kind}")(groups, query)  # type: ignore[no-any-return]
             except ArmError as exc:
-                return Response.error(exc.status, exc.code, exc.message)
+                return Response.json(exc.status, armjson.error_body(
+                    exc.code, exc.message, details=exc.details))
         return Response.error(404, "NotFound",
                               f"No HTTP resource was found that matches the request URI "
                               f"'{self.base_url}{path}'.")

@@ -146,10 +146,13 @@ def status_only_body(vm: SimVM, subscription_id: str, resource_group: str) -> di
             "properties": {"vmId": vm.vm_id, "instanceView": view}}
 
 
-def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, target: str | None = None,
+               details: list[dict[str, str]] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if target is not None:
         error["target"] = target
+    if details:
+        error["details"] = details
     return {"error": error}
 
 

@@ -121,6 +121,13 @@ class SimulatorClient(FleetFacts):
         self._request("POST", f"vms/{name}/fail-next",
                       {"action": action, "code": code, "message": message})
 
+    def refuse_next_request(self, name: str, action: str = "start", *, status: int = 409,
+                            code: str = "OperationNotAllowed", message: str = "",
+                            details: list[dict[str, str]] | None = None) -> None:
+        self._request("POST", f"vms/{name}/refuse-next",
+                      {"action": action, "status": status, "code": code, "message": message,
+                       "details": details})
+
     def hang_operations(self, name: str, action: str = "restart") -> None:
         self._request("POST", f"vms/{name}/hang", {"action": action})
 

@@ -56,6 +56,11 @@ def _vm_command(fleet: SimulatedFleet, name: str, command: str,
                                   str(args.get("code", "InternalExecutionError")),
                                   str(args.get("message", "An internal execution error "
                                                "occurred. Please retry later.")))
+    elif command == "refuse-next":
+        fleet.refuse_next_request(name, str(args.get("action", "start")),
+                                  status=int(args.get("status", 409)),
+                                  code=str(args.get("code", "OperationNotAllowed")),
+                                  message=str(args["message"]), details=args.get("details"))
     elif command == "hang":
         fleet.hang_operations(name, str(args.get("action", "restart")))
     elif command == "clear-faults":

@@ -251,6 +251,21 @@ class SimulatedFleet(FleetFacts):
         except ValueError as exc:
             raise SimulatorError(str(exc)) from None
 
+    def refuse_next_request(self, name: str, action: str = "start", *, status: int = 409,
+                            code: str = "OperationNotAllowed",
+                            message: str = "Operation could not be completed as it results "
+                            "in exceeding approved quota.",
+                            details: list[dict[str, str]] | None = None) -> None:
+        """The next POST of ``action`` on VM ``name`` answers ``status`` with this error
+        (``details``: ARM's ``error.details[]``, each ``{code, message, target}``) and takes
+        no effect."""
+        self._vm(name)
+        try:
+            self.state.refuse_next_request(name, action, ArmError(status, code, message,
+                                                                  details))
+        except ValueError as exc:
+            raise SimulatorError(str(exc)) from None
+
     def hang_operations(self, name: str, action: str = "restart") -> None:
         """Every later ``action`` on VM ``name`` stays InProgress (until cleared)."""
         self._vm(name)

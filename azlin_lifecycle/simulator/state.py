@@ -52,11 +52,13 @@ APP_HEALTH_STATES = ("healthy", "unhealthy", "unknown")
 class ArmError(Exception):
     """An ARM error answer: HTTP status, Azure's error code and message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 details: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.details = details  # ARM's error.details[]: {code, message, target}
 
 
 class Clock(Protocol):
@@ -115,6 +117,7 @@ class SimVM:
     epoch: int = 0
     current: Operation | None = None
     fail_next: dict[str, tuple[str, str]] = field(default_factory=dict)
+    refuse_next: dict[str, ArmError] = field(default_factory=dict)  # the POST answers it
     hang: set[str] = field(default_factory=set)
     agent: GuestAgent = GuestAgent.AUTO
     app_health: str | None = None  # the Application Health extension's verdict, if installed
@@ -204,6 +207,13 @@ class FleetState:
         with self.lock:
             self.require(name).fail_next[action] = (code, message)
 
+    def refuse_next_request(self, name: str, action: str, error: ArmError) -> None:
+        """The next POST of ``action`` on VM ``name`` is refused with ``error`` (e.g. 409
+        OperationNotAllowed with details), taking no effect."""
+        _check_action(action)
+        with self.lock:
+            self.require(name).refuse_next[action] = error
+
     def hang_operations(self, name: str, action: str) -> None:
         _check_action(action)
         with self.lock:
@@ -214,6 +224,7 @@ class FleetState:
             vm = self.require(name)
             vm.hang.clear()
             vm.fail_next.clear()
+            vm.refuse_next.clear()
 
     # ------------------------------------------------------------------ operations
     def operation(self, op_id: str) -> Operation | None:
@@ -228,6 +239,9 @@ class FleetState:
         _check_action(action)
         with self.lock:
             vm = self.require(name)
+            refused = vm.refuse_next.pop(action, None)
+            if refused is not None:
+                raise refused
             if action in ("restart", "redeploy") and vm.power in ("deallocated", "deallocating"):
                 raise ArmError(409, "OperationNotAllowed",
                                f"Operation '{action}' is not allowed on VM '{vm.name}' since the "

@@ -28,6 +28,7 @@ from .errors import (
     RETRY_STATUSES,
     backoff_seconds,
     error_code,
+    error_detail,
     error_message,
     request_timeouts,
     retry_after_seconds,
@@ -76,7 +77,7 @@ class ArmRepairs:
             raise timed_out from None
         except HttpResponseError as exc:
             raise AzureOperationError(
-                f"{what} failed: {error_message(exc)}", error_code(exc)
+                f"{what} failed: {error_message(exc)}", error_code(exc), error_detail(exc)
             ) from None
         except AzureError as exc:
             raise AzureOperationError(f"{what} failed: {error_message(exc)}") from None
@@ -111,7 +112,8 @@ class ArmRepairs:
             except HttpResponseError as exc:
                 status, code = exc.status_code, error_code(exc)
                 if status != 429 and status not in RETRY_STATUSES:
-                    raise AzureOperationError(f"{what}: {error_message(exc)}", code) from None
+                    raise AzureOperationError(f"{what}: {error_message(exc)}", code,
+                                              error_detail(exc)) from None
                 headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
                 asked = retry_after_seconds(headers)
                 reason = f"HTTP {status}"
@@ -169,7 +171,10 @@ class ArmRepairs:
                 continue
             failure = provisioning_failure(view)
             if failure is not None:
-                raise AzureOperationError(f"{what} failed: {failure[1]}", failure[0])
+                code, text = failure
+                lines = [ln for ln in text.strip().splitlines() if ln.strip()] or [code]
+                raise AzureOperationError(f"{what} failed: {lines[0].strip()}", code,
+                                          text.strip() if len(lines) > 1 else None)
             return
 
 
