@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...models import PowerInfo, VMState, VMTarget
-from ...ports import AzureOperationError
+from ...ports import Accepted, AzureOperationError
 from .errors import (
     RETRY_STATUSES,
     backoff_seconds,
@@ -47,9 +47,12 @@ class ArmRepairs:
 
     def __init__(self, compute: ArmCompute) -> None:
         self.compute = compute
+        self._on_accepted: Accepted = None
 
-    def run(self, target: VMTarget, action: str, timeout: float) -> None:
-        """Start the long-running ``action`` and wait for it until ``timeout``."""
+    def run(self, target: VMTarget, action: str, timeout: float,
+            on_accepted: Accepted = None) -> None:
+        """Start the long-running ``action`` and wait for it until ``timeout``;
+        ``on_accepted()`` once Azure has taken the request."""
         from azure.core.exceptions import AzureError, HttpResponseError
 
         client = self.compute.client(target.subscription_id)
@@ -65,9 +68,11 @@ class ArmRepairs:
         timed_out = AzureOperationError(
             f"{what} did not finish within {timeout:g} s", "OperationTimedOut"
         )
+        self._on_accepted = on_accepted
         poller = self._post_once(target, what, start, timeout, deadline)
         if poller is None:  # accepted although Azure's answer was lost: waited already
             return
+        self._accepted_now()
         try:
             poller.wait(timeout=max(deadline - time.monotonic(), 0.0))
             if not poller.done():
@@ -121,6 +126,7 @@ class ArmRepairs:
             except (ServiceRequestError, ServiceResponseError) as exc:
                 reason, code, uncertain = error_message(exc), "ServiceUnavailable", True
             if uncertain and self._accepted(target, what, reason, deadline):
+                self._accepted_now()
                 self._wait_by_instance_view(target, what, timeout, deadline)
                 return None
             wait = backoff_seconds(attempt) if asked is None else asked
@@ -130,6 +136,11 @@ class ArmRepairs:
                     f"{timeout:g} s limit", code)
             time.sleep(wait)
             attempt += 1
+
+    def _accepted_now(self) -> None:
+        callback, self._on_accepted = self._on_accepted, None
+        if callback is not None:
+            callback()
 
     def _view(self, target: VMTarget, what: str, deadline: float) -> dict[str, Any]:
         """The VM's instance view during a repair; every failure is AzureOperationError."""
