@@ -35,7 +35,15 @@ from enum import StrEnum
 from pathlib import Path
 
 from .config import HealingSettings, MonitoringConfig
-from .models import HealthFailure, HoldKind, MaintenanceWindow, RepairAction, clock_utc
+from .models import (
+    HealthFailure,
+    HealthStatus,
+    HoldKind,
+    MaintenanceWindow,
+    RepairAction,
+    VMState,
+    clock_utc,
+)
 from .policy import GUEST_REPAIRS, Decision, wanted_action
 
 # VM health annotations as Azure's docs list them, by what they mean for a repair.
@@ -127,14 +135,12 @@ class PlatformHealth:
 @dataclass(frozen=True)
 class Capture:
     """What a post-mortem caught before a guest repair: the serial log and the screenshot
-    (their paths under the state directory), or why there is none (``note``), and the log's
-    last lines for a webhook (``tail``, at most 4 KB)."""
+    (their paths under the state directory), or why there is none (``note``)."""
 
     directory: Path | None
     serial_log: Path | None
     screenshot: Path | None
     note: str  # "serial log 1.0 MB, screenshot 12 KB in 1.2 s" / "no capture: ..."
-    tail: str = ""
     seconds: float = 0.0
 
 
@@ -233,3 +239,25 @@ def join_evidence(*parts: str | None) -> str | None:
     """Evidence from several of Azure's answers, in one line ("; "-joined), or None."""
     kept = [p for p in parts if p]
     return "; ".join(dict.fromkeys(kept)) if kept else None
+
+
+# --------------------------------------------------------------------------- a repair waiting
+def repair_progress(action: str, accepted: float, before: HealthStatus | None,
+                    after: HealthStatus | None, now: float) -> str:
+    """What ``status`` says of a repair Azure accepted at ``accepted``, from the VM's last
+    check before then and its latest since: unchanged (still running, failing as before)
+    means Azure has not started it yet — a restart or redeploy we request waits for the
+    guest's approval of its Scheduled Event, up to ~15 minutes."""
+    started = after is not None and (
+        after.healthy or after.state is not VMState.RUNNING
+        or (before is not None and after.fault is not before.fault))
+    when = f"{clock_utc(accepted)}, {int(max(now - accepted, 0))} s ago"
+    if started:
+        assert after is not None
+        seen = "healthy again" if after.healthy else after.state.value if \
+            after.state is not VMState.RUNNING else (after.reason or "changed")
+        return f"{action} accepted ({when}), under way: the VM is {seen}"
+    wait = "" if action == RepairAction.START.value else (
+        "; a restart or redeploy can wait ~15 min for the guest's approval of its Scheduled "
+        "Event (see automaticallyApprove in the README's Troubleshooting)")
+    return f"{action} accepted, Azure has not started it yet (accepted {when}){wait}"

@@ -115,6 +115,63 @@ def power(directory: Path, vm: str, state: str) -> None:
     click.echo(f"{vm}: power state {state}")
 
 
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("state", type=click.Choice(("available", "unavailable", "degraded", "unknown",
+                                           "auto")))
+@click.option("--annotation", help="e.g. VirtualMachineHostCrashed, "
+              "VirtualMachinePossiblyDegradedDueToHardwareFailure (its context and category "
+              "follow).")
+@click.option("--context", help='"Platform Initiated", "Customer Initiated", ...')
+@click.option("--category", help="Planned or Unplanned.")
+@click.option("--reason-type", help="Unplanned, Planned, UserInitiated.")
+@click.option("--eta-minutes", type=click.FloatRange(0), help="resolutionETA from now.")
+def health(directory: Path, vm: str, state: str, annotation: str | None, context: str | None,
+           category: str | None, reason_type: str | None, eta_minutes: float | None) -> None:
+    """Set what Azure Resource Health answers for VM (auto: follow its power state)."""
+    _client(directory).set_health(vm, state, annotation=annotation, context=context,
+                                  category=category, reason_type=reason_type,
+                                  eta_minutes=eta_minutes)
+    click.echo(f"{vm}: Resource Health {state}" + (f" ({annotation})" if annotation else ""))
+
+
+@simulate_group.command(name="boot-diagnostics")
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("mode", type=click.Choice(("on", "off", "hang")))
+def boot_diagnostics(directory: Path, vm: str, mode: str) -> None:
+    """Turn VM's boot diagnostics on or off, or make its blobs hang (never answer)."""
+    _client(directory).set_boot_diagnostics(vm, mode)
+    click.echo(f"{vm}: boot diagnostics {mode}")
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.option("--starts-in", type=click.FloatRange(), default=0.0, show_default=True,
+              help="Seconds from now to the maintenance window's start.")
+@click.option("--lasts", type=click.FloatRange(1), default=3600.0, show_default=True,
+              help="The window's length in seconds.")
+@click.option("--clear", is_flag=True, help="No maintenance scheduled.")
+def maintenance(directory: Path, vm: str, starts_in: float, lasts: float, clear: bool) -> None:
+    """Schedule planned maintenance for VM (instanceView.maintenanceRedeployStatus)."""
+    _client(directory).set_maintenance(vm, None if clear else starts_in, lasts)
+    click.echo(f"{vm}: " + ("no maintenance scheduled" if clear else
+                            f"maintenance window in {starts_in:g} s for {lasts:g} s"))
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("seconds", type=click.FloatRange(0))
+def approval(directory: Path, vm: str, seconds: float) -> None:
+    """Make VM's restarts and redeploys wait SECONDS after Azure accepts them (the guest's
+    approval of its Scheduled Event; 0: none)."""
+    _client(directory).set_approval(vm, seconds)
+    click.echo(f"{vm}: restarts wait {seconds:g} s for approval")
+
+
 @simulate_group.command(name="public-ip")
 @DIR_OPTION
 @click.argument("vm")

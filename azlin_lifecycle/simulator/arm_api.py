@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from . import armjson
+from . import armjson, signals_api
+from .blobs import BlobServer
 from .network import SimNetwork, VmAddresses
 from .state import ArmError, FleetState, Operation, SimVM
 
@@ -29,6 +30,9 @@ ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("instance_view", re.compile(_VMS + r"/(?P<vm>[^/]+)/instanceview$", re.I)),
     ("action", re.compile(
         _VMS + r"/(?P<vm>[^/]+)/(?P<action>restart|start|poweroff|deallocate|redeploy)$", re.I)),
+    ("boot_diagnostics", re.compile(_VMS + r"/(?P<vm>[^/]+)/retrievebootdiagnosticsdata$", re.I)),
+    ("availability", re.compile(_VMS + r"/(?P<vm>[^/]+)/providers/microsoft\.resourcehealth/"
+                                r"availabilitystatuses/current$", re.I)),
     ("list_all", re.compile(_SUB + r"/providers/microsoft\.compute/virtualmachines/?$", re.I)),
     ("operation", re.compile(
         _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)$",
@@ -143,6 +147,7 @@ class ArmApi:
     # subscription's listing leaves its VMs out: ARM lists only what the caller may read).
     denied: str | None = None
     recorded_pace = False  # Retry-After per action as real ARM sends it (RECORDED_RETRY_AFTER)
+    blobs: BlobServer | None = None  # boot diagnostics' blobs (set by SimulatedFleet)
 
     def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
                  retry_after: int | None = None, control: ControlHandler | None = None) -> None:
@@ -218,7 +223,7 @@ class ArmApi:
             match = pattern.match(path)
             if match is None:
                 continue
-            wanted = "POST" if kind == "action" else "GET"
+            wanted = "POST" if kind in ("action", "boot_diagnostics") else "GET"
             if method != wanted:
                 return Response.error(405, "MethodNotAllowed",
                                       f"The requested resource does not support http method "
@@ -262,6 +267,12 @@ class ArmApi:
         with self.state.lock:
             body = armjson.instance_view(self.state.require(groups["vm"]))
         return Response.json(200, body, self._rate("get"))
+
+    def _availability(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        return signals_api.availability(self, groups, query)
+
+    def _boot_diagnostics(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        return signals_api.boot_diagnostics(self, groups, query)
 
     def _list(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
         rg = self._check_rg(groups["rg"])

@@ -73,6 +73,14 @@ def instance_view(vm: SimVM) -> dict[str, Any]:
              "displayStatus": POWER_DISPLAY[vm.power]},
         ],
     }
+    if vm.maintenance is not None:  # present only while maintenance is scheduled
+        view["maintenanceRedeployStatus"] = {
+            "isCustomerInitiatedMaintenanceAllowed": True,
+            "preMaintenanceWindowStartTime": iso(vm.maintenance[0] - 7 * 86400),
+            "preMaintenanceWindowEndTime": iso(vm.maintenance[0] - 86400),
+            "maintenanceWindowStartTime": iso(vm.maintenance[0]),
+            "maintenanceWindowEndTime": iso(vm.maintenance[1]),
+            "lastOperationResultCode": "None"}
     if vm.power in ("running", "starting", "stopping"):
         view["vmAgent"] = {
             "vmAgentVersion": "2.9.1.1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,7 @@ from .state import APP_HEALTH_STATES, ArmError, FleetState, GuestAgent, SimVM, S
 
 if TYPE_CHECKING:
     from .arm_server import ArmHttpsServer
+    from .blobs import BlobServer
     from .ssh_server import SshHub
 
 
@@ -54,6 +56,7 @@ class SimulatedFleet(FleetFacts):
         self._hub: SshHub | None = None
         self._server: ArmHttpsServer | None = None
         self._api: ArmApi | None = None
+        self._blobs: BlobServer | None = None
         self._add_lock = threading.Lock()
         self._network = SimNetwork()
 
@@ -62,6 +65,7 @@ class SimulatedFleet(FleetFacts):
         if self._server is not None:
             return self
         from .arm_server import ArmHttpsServer
+        from .blobs import BlobServer
         from .control import make_control
         from .keys import HostKeys, ensure_client_key, public_blob
         from .ssh_server import SshHub
@@ -89,6 +93,9 @@ class SimulatedFleet(FleetFacts):
             self._api.control_token = self.control_token
             self._api.network = self._network
             self._api.recorded_pace = self.recorded_pace
+            self._blobs = BlobServer(tls.server_context(), self._blob, self._blobs_hang)
+            self._blobs.start()
+            self._api.blobs = self._blobs
             self._server = ArmHttpsServer(self._api, tls.server_context())
             self._server.start()
         except OSError as exc:
@@ -101,6 +108,9 @@ class SimulatedFleet(FleetFacts):
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._blobs is not None:
+            self._blobs.stop()
+            self._blobs = None
         if self._hub is not None:
             self._hub.stop()
             self._hub = None
@@ -138,6 +148,24 @@ class SimulatedFleet(FleetFacts):
         if self._network.observe(vm):
             self.hub.set_alias(vm.name, self._addresses(vm.name).public_ip)
         self.hub.apply(vm.name, vm.ssh_effective, vm.slow_seconds)
+
+    def _blob(self, name: str, kind: str) -> bytes | None:
+        from .signals_api import screenshot, serial_log
+
+        with self.state.lock:
+            vm = self.state.find(name)
+            return None if vm is None else serial_log(vm) if kind == "serial" else screenshot()
+
+    def _blobs_hang(self, name: str) -> bool:
+        vm = self.state.find(name)
+        return vm is not None and vm.boot_diagnostics == "hang"
+
+    @property
+    def blobs(self) -> BlobServer:
+        """The boot diagnostics' Blob storage (its requests, the SAS tokens it issued)."""
+        if self._blobs is None:
+            raise SimulatorError("the simulated fleet is not started; call start() first")
+        return self._blobs
 
     def _ports(self) -> dict[str, int]:
         return {vm.name: vm.ssh_port for vm in self.state.all()}
@@ -197,6 +225,57 @@ class SimulatedFleet(FleetFacts):
                   app_health: str | None = None) -> None:
         """What the VM's agent and Application Health extension report to Azure."""
         self.state.set_guest(name, _guest_agent(agent), _app_health(app_health))
+
+    def set_health(self, name: str, state: str, *, annotation: str | None = None,
+                   context: str | None = None, category: str | None = None,
+                   reason_type: str | None = None, summary: str | None = None,
+                   eta_minutes: float | None = None) -> None:
+        """What Resource Health answers for VM ``name``: available, unavailable, degraded,
+        unknown (with an annotation, its context and category follow from it), or auto
+        (follow the power state again; a platform outage set before becomes
+        ``recentlyResolved``)."""
+        from .signals_api import health_properties
+
+        self._vm(name)
+        try:
+            props = health_properties(state, annotation, context, category, reason_type,
+                                      summary, eta_minutes)
+        except ValueError as exc:
+            raise SimulatorError(str(exc)) from None
+        self.state.set_health(name, props)
+
+    def reset_platform(self, name: str) -> None:
+        """What Azure knows of VM ``name`` back to its start: Resource Health follows the
+        power state (no recent outage), boot diagnostics on, no maintenance, no approval."""
+        self._vm(name)
+        self.state.set_health(name, None, resolved=False)
+        self.state.set_platform(name, boot_diagnostics="on", maintenance=None,
+                                approval_seconds=0.0)
+
+    def set_boot_diagnostics(self, name: str, mode: str) -> None:
+        """on, off (retrieveBootDiagnosticsData answers 409), or hang (its blobs never answer)."""
+        from .signals_api import BOOT_DIAGNOSTICS
+
+        if mode not in BOOT_DIAGNOSTICS:
+            raise SimulatorError(f"unknown boot diagnostics mode {mode!r}; use one of "
+                                 + ", ".join(BOOT_DIAGNOSTICS))
+        self._vm(name)
+        self.state.set_platform(name, boot_diagnostics=mode)
+
+    def set_maintenance(self, name: str, starts_in: float | None,
+                        lasts: float = 3600.0) -> None:
+        """A planned-maintenance window (``instanceView.maintenanceRedeployStatus``) from
+        ``starts_in`` seconds from now, ``lasts`` seconds long; None: none scheduled."""
+        self._vm(name)
+        window = None if starts_in is None else (time.time() + starts_in,
+                                                 time.time() + starts_in + lasts)
+        self.state.set_platform(name, maintenance=window)
+
+    def set_approval(self, name: str, seconds: float) -> None:
+        """A restart or redeploy of VM ``name`` waits ``seconds`` after Azure accepted it
+        (the guest's approval of its Scheduled Event) before the VM goes down."""
+        self._vm(name)
+        self.state.set_platform(name, approval_seconds=float(seconds))
 
     def set_metrics(self, name: str, metrics: VMMetrics) -> None:
         self._vm(name)
@@ -308,6 +387,9 @@ class SimulatedFleet(FleetFacts):
             vms = [{"name": vm.name, "power": vm.power, "provisioning": vm.provisioning,
                     "booted": vm.booted, "ssh_mode": vm.ssh_mode.value, "agent": vm.agent.value,
                     "agent_ready": vm.agent_ready, "app_health": vm.app_health,
+                    "health": (vm.health or {}).get("availabilityState", "auto"),
+                    "boot_diagnostics": vm.boot_diagnostics,
+                    "maintenance": vm.maintenance, "approval_seconds": vm.approval_seconds,
                     "ssh": vm.ssh_effective.value, "ssh_port": vm.ssh_port,
                     **self._network.describe(vm.name),
                     "operation": None if vm.current is None else vm.current.action}

@@ -100,7 +100,7 @@ def capture(compute: ArmCompute, target: VMTarget, directory: Path, deadline: fl
                 body = _get(uri, context, deadline, SCREENSHOT_BYTES)
                 name = "screenshot" + (PurePosixPath(urlsplit(uri).path).suffix or ".bmp")
         except _Expired:
-            problems.append(f"{kind}: not downloaded within the time box")
+            problems.append(f"the {kind} did not arrive within the time box")
             break
         except (OSError, http.client.HTTPException, ValueError) as exc:
             problems.append(f"{kind}: {_describe(exc)}")
@@ -112,8 +112,10 @@ def capture(compute: ArmCompute, target: VMTarget, directory: Path, deadline: fl
         saved[kind] = path
     took = time.monotonic() - began
     sizes = ", ".join(f"{kind} {_size(path.stat().st_size)}" for kind, path in saved.items())
-    note = (f"{sizes} in {took:.1f} s" if saved else "no capture") + (
-        f" ({'; '.join(problems)})" if problems else "")
+    if saved:
+        note = f"{sizes} in {took:.1f} s" + (f" ({'; '.join(problems)})" if problems else "")
+    else:
+        note = "no capture: " + ("; ".join(problems) or "nothing to download")
     return Capture(directory, saved.get("serial log"), saved.get("screenshot"), note,
                    seconds=took)
 
