@@ -311,8 +311,8 @@ class SelfHealer(ConfiguredComponent):
                 {"restart_result": "success" if success else "failure", "action": action.value,
                  "error": error, "error_detail": detail,
                  "duration_seconds": round(result.duration_seconds, 2),
-                 "serial_log": serial_log, "serial_log_tail": postmortem.tail(serial_log)
-                 or None},
+                 "serial_log": None if serial_log is None else str(serial_log),
+                 "serial_log_tail": postmortem.tail(serial_log) or None},
             )
         return result
 
