@@ -157,7 +157,8 @@ def test_an_open_maintenance_window_holds_the_restart(
 
 
 def test_a_vm_a_user_deallocated_is_not_started_back_unless_allowed(
-        fleet: SimulatedFleet, isolated_dirs: Path, began: float) -> None:
+        fleet: SimulatedFleet, isolated_dirs: Path, began: float,
+        caplog: pytest.LogCaptureFixture) -> None:
     monitor, healer, hooks = parts(fleet, isolated_dirs)
     vm = "vm-003"
     compute = monitor.compute
@@ -166,7 +167,11 @@ def test_a_vm_a_user_deallocated_is_not_started_back_unless_allowed(
                                              ).result()
     stopped = monitor.check_vm_health(vm)
     assert stopped.state is VMState.DEALLOCATED
-    assert healer.handle_failure(vm, failure_of(stopped)) is None
+    with caplog.at_level(logging.INFO, logger="azlin_lifecycle"):
+        assert healer.handle_failure(vm, failure_of(stopped)) is None
+    (held,) = events(caplog, "healing_held")
+    assert held.__dict__["HOLD"] == "user_stopped" and "stopped by a user at" in \
+        held.getMessage()
     reason = str(hooks.of("on_failure")[-1][1]["reason"])
     assert "VM is deallocated; restart policy always; held back: stopped by a user at " in reason
     assert "(Resource Health: VirtualMachineDeallocationInitiated)" in reason

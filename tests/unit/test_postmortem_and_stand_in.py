@@ -171,3 +171,16 @@ def test_a_restart_waits_for_the_guests_approval_before_the_vm_goes_down(
     assert vm.provisioning == "updating" and vm.ssh_effective is SshMode.REFUSED
     clock.advance(1)
     assert op.status == "Succeeded"
+
+
+def test_a_blob_error_never_quotes_its_url() -> None:
+    import http.client
+
+    from azlin_lifecycle.adapters.azure.boot_diagnostics import _describe
+
+    url = "https://acct.blob.core.windows.net/c/vm.serialconsole.log?sv=1&sig=SECRETTOKEN"
+    for exc in (http.client.InvalidURL(f"URL can't contain control characters. {url!r}"),
+                ValueError(url), ConnectionRefusedError(111, "Connection refused")):
+        assert "SECRETTOKEN" not in _describe(exc)
+    assert _describe(ConnectionRefusedError(111, "Connection refused")) == \
+        "ConnectionRefusedError (Connection refused)"

@@ -54,6 +54,10 @@ class _Expired(Exception):
     """The capture's deadline passed."""
 
 
+class _BlobError(Exception):
+    """A blob request answered what we cannot use; the message names no URL."""
+
+
 @dataclass(frozen=True)
 class BlobUris:
     serial_log: str | None
@@ -102,7 +106,7 @@ def capture(compute: ArmCompute, target: VMTarget, directory: Path, deadline: fl
         except _Expired:
             problems.append(f"the {kind} did not arrive within the time box")
             break
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+        except (OSError, http.client.HTTPException, ValueError, _BlobError) as exc:
             problems.append(f"{kind}: {_describe(exc)}")
             continue
         if cancelled.is_set():
@@ -145,7 +149,7 @@ def _open(uri: str, context: ssl.SSLContext, deadline: float, method: str,
     the response owns it) and the response's head, all within the deadline."""
     parts = urlsplit(uri)
     if parts.scheme != "https" or not parts.hostname:
-        raise ValueError("not an https URL")
+        raise _BlobError("not an https URL")
     conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, context=context,
                                        timeout=min(_left(deadline), 10.0))
     try:
@@ -171,7 +175,7 @@ def _get(uri: str, context: ssl.SSLContext, deadline: float, limit: int,
     total = 0
     try:
         if response.status not in (200, 206):
-            raise ValueError(f"HTTP {response.status}")
+            raise _BlobError(f"HTTP {response.status}")
         while total < limit:
             sock.settimeout(_left(deadline))
             try:
@@ -194,7 +198,7 @@ def _tail(uri: str, context: ssl.SSLContext, deadline: float, limit: int) -> byt
     response.close()
     conn.close()
     if response.status != 200:
-        raise ValueError(f"HTTP {response.status}")
+        raise _BlobError(f"HTTP {response.status}")
     length = int(response.getheader("Content-Length") or 0)
     if length == 0:
         return b""
@@ -204,8 +208,9 @@ def _tail(uri: str, context: ssl.SSLContext, deadline: float, limit: int) -> byt
 
 
 def _describe(exc: BaseException) -> str:
-    """An error in words, without the URL (its SAS token is a secret)."""
-    if isinstance(exc, ValueError):
+    """An error in words, without the URL (its SAS token is a secret): our own message, or
+    the exception's type (another's text, e.g. http.client's InvalidURL, may quote it)."""
+    if isinstance(exc, _BlobError):
         return str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate not trusted ({exc.verify_message})"

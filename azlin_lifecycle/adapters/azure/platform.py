@@ -10,16 +10,21 @@ the repair goes on.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ...errors import HealthCheckError
 from ...models import VMTarget
+from ...ports import AzureOperationError
 from ...signals import Capture, PlatformHealth
 
 if TYPE_CHECKING:
     from .compute import ArmCompute
+
+log = logging.getLogger(__name__)
 
 # The capture's own deadline comes this much before the box closes, so that what it
 # caught by then is handed over rather than abandoned.
@@ -47,9 +52,13 @@ class ArmSignals:
             try:
                 caught.append(capture(self.compute, target, directory,
                                       box_closes - min(HANDOVER, seconds / 4), cancelled))
-            except Exception as exc:  # the login, an adapter bug: no capture, no failure
+            except (AzureOperationError, HealthCheckError) as exc:  # Azure's words, the login
+                caught.append(Capture(directory, None, None, f"no capture: {exc}",
+                                      seconds=time.monotonic() - began))
+            except Exception as exc:  # a bug: no capture, no failure; its text may hold a URL
+                log.error("%s: the post-mortem failed (%s)", target.name, type(exc).__name__)
                 caught.append(Capture(directory, None, None,
-                                      f"no capture: {type(exc).__name__}: {exc}",
+                                      f"no capture: {type(exc).__name__}",
                                       seconds=time.monotonic() - began))
 
         worker = threading.Thread(target=work, name=f"capture-{target.name}"[:40], daemon=True)
