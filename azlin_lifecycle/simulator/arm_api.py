@@ -268,11 +268,8 @@ class ArmApi:
             body = armjson.instance_view(self.state.require(groups["vm"]))
         return Response.json(200, body, self._rate("get"))
 
-    def _availability(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        return signals_api.availability(self, groups, query)
-
-    def _boot_diagnostics(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        return signals_api.boot_diagnostics(self, groups, query)
+    _availability = signals_api.availability  # Resource Health (what Azure knows of a VM)
+    _boot_diagnostics = signals_api.boot_diagnostics
 
     def _list(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
         rg = self._check_rg(groups["rg"])
