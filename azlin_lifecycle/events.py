@@ -51,6 +51,8 @@ class Event(enum.Enum):
     LEADERSHIP_LOST = ("leadership_lost", "712502ac342543508f1bde88753cec86")
     STANDBY = ("standby", "7265362b16b44949b44be84fcc0c9095")
     REPAIR_SETTLED = ("repair_settled", "7edb52cb22264737b514203876767ab8")
+    POSTMORTEM = ("postmortem", "faef4615b98e47bc94dc12f99517ffd8")
+    REPAIR_ACCEPTED = ("repair_accepted", "6907e61b37a74ab7aab9652f97c79241")
 
     @property
     def event_name(self) -> str:

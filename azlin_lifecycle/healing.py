@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from . import postmortem
 from .component import ConfiguredComponent
 from .config import HookType, LifecycleConfig
 from .errors import HealthCheckError, LifecycleConfigError, SelfHealingError
@@ -26,6 +27,8 @@ from .models import (
     RepairRecord,
     RestartResult,
     VMState,
+    VMTarget,
+    clock_utc,
     utcnow,
 )
 from .policy import (
@@ -37,8 +40,16 @@ from .policy import (
     settle,
     wanted_action,
 )
-from .ports import AzureOperationError, ComputeApi, HookRunner, NotLeader, RepairLedger
+from .ports import (
+    AzureOperationError,
+    AzureSignals,
+    ComputeApi,
+    HookRunner,
+    NotLeader,
+    RepairLedger,
+)
 from .rules import FleetView
+from .signals import Capture, PlatformHealth, join_evidence, maintenance_gate, platform_gate
 from .state import StateStore
 from .targets import resolve_target
 
@@ -49,7 +60,11 @@ log = logging.getLogger(__name__)
 
 class SelfHealer(ConfiguredComponent):
     """Takes its collaborators; :func:`azlin_lifecycle.wiring.SelfHealer` builds the real
-    ones from the configuration file (the spec's argument-less ``SelfHealer()``)."""
+    ones from the configuration file (the spec's argument-less ``SelfHealer()``).
+
+    ``signals`` (Resource Health, boot diagnostics) gates a repair that would act and
+    catches a post-mortem before a guest repair; None: neither (decided as without them).
+    """
 
     def __init__(
         self,
@@ -61,11 +76,14 @@ class SelfHealer(ConfiguredComponent):
         ledger: RepairLedger | None = None,
         on_repaired: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        signals: AzureSignals | None = None,
     ) -> None:
         super().__init__(config, compute=compute, store=store, ledger=ledger)
         self.hooks = hooks
+        self.signals = signals
         self._on_repaired = on_repaired
         self._clock = clock
+        self._platform_seen: dict[str, float] = {}  # vm -> when Azure was seen repairing it
 
     def _vm(self, vm_name: str) -> None:
         if vm_name not in self.config.vms:
@@ -94,9 +112,21 @@ class SelfHealer(ConfiguredComponent):
             fleet=fleet or FleetView(monitored=len(self.config.enabled_vms())),
             last_healthy=last_healthy,
         )
+        if decision.action is not None and self.signals is not None:  # one read
+            health, health_error = self._platform_health(vm_name)
+            decision, repairing = platform_gate(vm, healing, failure, decision, health,
+                                                health_error, now,
+                                                self._platform_seen.get(vm_name))
+            if repairing:
+                self._platform_seen[vm_name] = now
+        platform = decision.evidence
         if decision.action in GUEST_REPAIRS:
             view, error = self._guest_view(vm_name)
+            decision = maintenance_gate(vm, failure, decision,
+                                        None if view is None else view.maintenance, now)
             decision = corroborate(vm, healing, failure, decision, view, error, now)
+            decision = dataclasses.replace(decision,
+                                           evidence=join_evidence(platform, decision.evidence))
             if view is not None:
                 decision = dataclasses.replace(decision, mark=AzureMark.of(view))
         elif decision.action is RepairAction.START:
@@ -107,6 +137,14 @@ class SelfHealer(ConfiguredComponent):
         """Azure's instance view of the VM now (one GET), or why it could not be read."""
         try:
             return self.compute.instance_view(resolve_target(self.config, vm_name)), None
+        except (AzureOperationError, HealthCheckError) as exc:
+            return None, str(exc)
+
+    def _platform_health(self, vm_name: str) -> tuple[PlatformHealth | None, str | None]:
+        """Resource Health of the VM now (one GET), or why it could not be read."""
+        assert self.signals is not None
+        try:
+            return self.signals.platform_health(resolve_target(self.config, vm_name)), None
         except (AzureOperationError, HealthCheckError) as exc:
             return None, str(exc)
 
@@ -152,7 +190,8 @@ class SelfHealer(ConfiguredComponent):
                       level=logging.WARNING, hold=decision.hold_kind,
                       failure_count=failure.failure_count, reason=decision.reason,
                       evidence=decision.evidence)
-        if not failure.state.stopped_on_purpose and failure.state is not VMState.STARTING:
+        if decision.held or (not failure.state.stopped_on_purpose
+                             and failure.state is not VMState.STARTING):
             self.hooks.execute_hook_async(
                 HookType.ON_FAILURE, vm_name,
                 {"failure_count": failure.failure_count,
@@ -206,6 +245,9 @@ class SelfHealer(ConfiguredComponent):
         """Carry out one repair: intent first, then Azure, then outcome, grace and hooks."""
         healing = self.config.healing
         target = resolve_target(self.config, vm_name)
+        capture = self._postmortem(vm_name, target, action, reason) \
+            if action in GUEST_REPAIRS else None
+        serial_log = None if capture is None else capture.serial_log
         started = self._clock()
         timeout = float(healing.redeploy_timeout_seconds if action is RepairAction.REDEPLOY
                         else healing.restart_timeout_seconds)
@@ -220,21 +262,26 @@ class SelfHealer(ConfiguredComponent):
         event = Event.ESCALATION_REDEPLOY if action is RepairAction.REDEPLOY else \
             Event.RESTART_REQUESTED
         log_event(log, event, f"{vm_name}: {action.value} requested: {reason}", vm=vm_name,
-                  level=logging.WARNING, action=action, reason=reason, evidence=evidence)
+                  level=logging.WARNING, action=action, reason=reason, evidence=evidence,
+                  serial_log=serial_log)
         error: str | None = None
+        detail: str | None = None  # Azure's whole text, when it says more than one line
         try:
             operation = {
                 RepairAction.RESTART: self.compute.restart,
                 RepairAction.START: self.compute.start,
                 RepairAction.REDEPLOY: self.compute.redeploy,
             }[action]
-            operation(target, timeout)
+            operation(target, timeout, on_accepted=lambda: self._accepted(vm_name, action))
         except AzureOperationError as exc:
             error = str(exc) if not exc.code or exc.code in str(exc) else f"{exc} [{exc.code}]"
+            detail = exc.detail
         ended = self._clock()
+        self.store.set_repair_phase(vm_name, None)
         success = error is None
-        try:
-            self.ledger.end_repair(repair_id, success=success, error=error,
+        try:  # the record keeps the one line, then Azure's whole text (status --json)
+            self.ledger.end_repair(repair_id, success=success,
+                                   error=error if detail is None else f"{error}\n{detail}",
                                    grace_until=ended + healing.grace_period_seconds, now=ended)
             leading = True
         except NotLeader as exc:
@@ -256,11 +303,55 @@ class SelfHealer(ConfiguredComponent):
             f"{healing.grace_period_seconds}s",
             vm=vm_name, level=logging.INFO if success else logging.ERROR,
             action=action, duration_seconds=round(result.duration_seconds, 2), error=error,
+            error_detail=detail,
         )
         if leading:  # else the leader announces it (interrupted)
             self.hooks.execute_hook_async(
                 HookType.ON_RESTART, vm_name,
                 {"restart_result": "success" if success else "failure", "action": action.value,
-                 "error": error, "duration_seconds": round(result.duration_seconds, 2)},
+                 "error": error, "error_detail": detail,
+                 "duration_seconds": round(result.duration_seconds, 2),
+                 "serial_log": None if serial_log is None else str(serial_log),
+                 "serial_log_tail": postmortem.tail(serial_log) or None},
             )
         return result
+
+    # ------------------------------------------------------------------ around a repair
+    def _postmortem(self, vm_name: str, target: VMTarget, action: RepairAction,
+                    reason: str) -> Capture | None:
+        """Before a guest repair: the serial log and screenshot into the state directory,
+        within ``capture_seconds`` (the repair waits no longer); None when turned off."""
+        healing = self.config.healing
+        if self.signals is None or not healing.capture_serial_log:
+            return None
+        now = self._clock()
+        base = postmortem.root(self.store.path.parent)
+        try:
+            directory = postmortem.new_directory(base, vm_name, now)
+            capture = self.signals.capture(target, directory, float(healing.capture_seconds))
+            postmortem.record(capture, vm=vm_name, action=action.value, reason=reason, now=now)
+            postmortem.prune(base, vm_name, healing.postmortems_kept)
+        except OSError as exc:
+            log.warning("%s: post-mortem not kept: %s", vm_name, exc)
+            return None
+        where = f"; serial log {capture.serial_log}" if capture.serial_log else ""
+        log_event(log, Event.POSTMORTEM, f"{vm_name}: before the {action.value}: "
+                  f"{capture.note}{where}", vm=vm_name, action=action, note=capture.note,
+                  serial_log=capture.serial_log, screenshot=capture.screenshot,
+                  capture_seconds=round(capture.seconds, 2))
+        return capture
+
+    def _accepted(self, vm_name: str, action: RepairAction) -> None:
+        """Azure took the request (its 202): from now on it may wait for the guest's
+        approval of its Scheduled Event before it starts (``status`` says so)."""
+        now = self._clock()
+        try:
+            self.store.set_repair_phase(vm_name, {"action": action.value, "accepted": now})
+        except Exception as exc:  # a status detail must never fail the repair
+            log.warning("%s: %s accepted, not recorded: %s", vm_name, action.value, exc)
+        wait = "" if action is RepairAction.START else (
+            " (a restart or redeploy can wait ~15 min for the guest's approval of its "
+            "Scheduled Event)")
+        log_event(log, Event.REPAIR_ACCEPTED, f"{vm_name}: {action.value} accepted by Azure at "
+                  f"{clock_utc(now)}; Azure has not started it yet{wait}", vm=vm_name,
+                  action=action)

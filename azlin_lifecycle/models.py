@@ -139,6 +139,24 @@ class PowerInfo:
     vm_health: str | None = None
     provisioning_time: str | None = None  # the ProvisioningState status's time, as Azure wrote it
     code: str | None = None
+    maintenance: MaintenanceWindow | None = None  # instanceView.maintenanceRedeployStatus
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """Azure's planned maintenance of a VM that needs a reboot (``instanceView.
+    maintenanceRedeployStatus``; epoch seconds). In the maintenance window Azure may reboot
+    or move the VM itself, unless its last operation says it completed."""
+
+    start: float | None = None
+    end: float | None = None
+    customer_allowed: bool | None = None  # isCustomerInitiatedMaintenanceAllowed
+    last_result: str | None = None  # lastOperationResultCode: None, RetryLater, ...
+    last_message: str | None = None
+
+    def open_at(self, now: float) -> bool:
+        return (self.start is not None and self.end is not None and self.start <= now < self.end
+                and (self.last_result or "").lower() != "maintenancecompleted")
 
 
 @dataclass(frozen=True)
@@ -401,6 +419,7 @@ class VMHealingState:
     grace_until: float = 0.0
     held_reason: str | None = None
     evidence: str | None = None  # what Azure said of the guest when a repair was decided
+    phase: dict[str, Any] | None = None  # the repair in flight: {"action", "accepted"}
 
 
 class HoldKind(StrEnum):
@@ -413,3 +432,6 @@ class HoldKind(StrEnum):
     BREAKER = "breaker"
     CAP = "cap"
     AGENT_READY = "agent_ready"
+    PLATFORM = "azure_repairing"  # Resource Health: Azure is repairing the host (and a margin)
+    MAINTENANCE = "maintenance"  # Azure's planned maintenance (Resource Health, or its window)
+    USER_STOPPED = "user_stopped"  # a person or a tool stopped the VM (policy always)

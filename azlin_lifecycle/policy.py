@@ -8,8 +8,10 @@ person can read, because users must never wonder why nothing happens.
 Safety mechanisms, in the order they are checked:
 restart policy -> grace period -> repair already in flight -> restart budget ->
 exponential backoff -> fleet circuit breaker -> cap on repairs in flight ->
-(escalation to redeploy) -> dry run; then, only for a restart or redeploy that would go
-ahead, :func:`corroborate` with Azure's own view of the guest (one instance view).
+(escalation to redeploy) -> dry run; then, for any repair that would go ahead, Resource
+Health (:mod:`.signals`: Azure repairing or maintaining the host, a user's stop, degraded
+hardware), and only for a restart or redeploy the maintenance window and
+:func:`corroborate` with Azure's own view of the guest (one instance view).
 """
 
 from __future__ import annotations

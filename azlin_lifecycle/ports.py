@@ -6,8 +6,9 @@ arguments. The real ones live in :mod:`azlin_lifecycle.adapters`; unit tests pas
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from .config import HookSettings
@@ -22,6 +23,9 @@ from .models import (
     SshRoute,
     VMTarget,
 )
+from .signals import Capture, PlatformHealth
+
+Accepted = Callable[[], None] | None  # called once Azure has accepted a repair's request
 
 
 class AzureOperationError(Exception):
@@ -29,12 +33,16 @@ class AzureOperationError(Exception):
 
     Not a :class:`~azlin_lifecycle.errors.LifecycleError`: it is an outcome the domain
     logic handles (a failed restart lands in a RestartResult), not a user error.
-    ``code`` is Azure's error code when there is one (``ResourceNotFound``, ...).
+    ``code`` is Azure's error code when there is one (``ResourceNotFound``, ...);
+    ``detail`` Azure's whole text when it says more than the one-line message (the
+    further lines of a failed operation's message, an error's ``details``).
     """
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
 
 
 class ComputeApi(Protocol):
@@ -59,13 +67,30 @@ class ComputeApi(Protocol):
         """Drop shared listings (e.g. after a repair changed a VM's state)."""
         ...
 
-    def restart(self, target: VMTarget, timeout: float) -> None:
-        """Restart and wait for the long-running operation; AzureOperationError on failure."""
+    def restart(self, target: VMTarget, timeout: float, on_accepted: Accepted = None) -> None:
+        """Restart and wait for the long-running operation; AzureOperationError on failure.
+        ``on_accepted`` is called once Azure has accepted the request (its 202)."""
         ...
 
-    def start(self, target: VMTarget, timeout: float) -> None: ...
+    def start(self, target: VMTarget, timeout: float, on_accepted: Accepted = None) -> None: ...
 
-    def redeploy(self, target: VMTarget, timeout: float) -> None: ...
+    def redeploy(self, target: VMTarget, timeout: float,
+                 on_accepted: Accepted = None) -> None: ...
+
+
+class AzureSignals(Protocol):
+    """What Azure knows of a VM beyond its power state, asked around a repair."""
+
+    def platform_health(self, target: VMTarget) -> PlatformHealth:
+        """Resource Health's ``availabilityStatuses/current`` of the VM (one ARM read, with
+        ARM's throttling rules); AzureOperationError or HealthCheckError when unreadable."""
+        ...
+
+    def capture(self, target: VMTarget, directory: Path, seconds: float) -> Capture:
+        """A post-mortem: the serial log's last 1 MB and the screenshot from boot
+        diagnostics, into ``directory``, within ``seconds`` whatever Azure or the storage
+        does. Never raises: a Capture without files says why (``note``)."""
+        ...
 
 
 class SshProber(Protocol):

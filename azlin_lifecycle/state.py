@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS vm_state (
     held_reason TEXT,
     updated REAL NOT NULL DEFAULT 0,
     evidence TEXT,                  -- Azure's view of the guest at the last decision
-    announced TEXT                  -- what the hooks told last (Announced, JSON)
+    announced TEXT,                 -- what the hooks told last (Announced, JSON)
+    phase TEXT                      -- the repair in flight as Azure answered it (JSON)
 );
 CREATE TABLE IF NOT EXISTS owed_hooks (  -- recorded before a hook is run, deleted after
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,7 +110,7 @@ class StateStore:
     def _migrate(self) -> None:
         """Add columns that a database from an older version lacks (data kept)."""
         for table, column in (("vm_state", "evidence"), ("repairs", "before"),
-                              ("vm_state", "announced")):
+                              ("vm_state", "announced"), ("vm_state", "phase")):
             columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process won
@@ -275,16 +276,16 @@ class StateStore:
     def healing_state(self, vm: str) -> VMHealingState:
         with self._lock:
             row = self._db.execute(
-                "SELECT vm, grace_until, held_reason, evidence FROM vm_state WHERE vm = ?",
-                (vm,)
+                "SELECT vm, grace_until, held_reason, evidence, phase FROM vm_state "
+                "WHERE vm = ?", (vm,)
             ).fetchone()
-        return VMHealingState(*row) if row else VMHealingState(vm)
+        return _healing_state(row) if row else VMHealingState(vm)
 
     def all_healing_states(self) -> dict[str, VMHealingState]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT vm, grace_until, held_reason, evidence FROM vm_state").fetchall()
-        return {r[0]: VMHealingState(*r) for r in rows}
+                "SELECT vm, grace_until, held_reason, evidence, phase FROM vm_state").fetchall()
+        return {r[0]: _healing_state(r) for r in rows}
 
     def set_held_reasons(self, reasons: dict[str, str | None]) -> None:
         """Record why healing is held back per VM (None: not held), for `status`."""
@@ -294,8 +295,13 @@ class StateStore:
         """Record Azure's view of the guest at a repair decision, for `status`."""
         self._set_vm_column("evidence", {vm: evidence})
 
+    def set_repair_phase(self, vm: str, phase: dict[str, Any] | None) -> None:
+        """What Azure answered of the repair in flight (``{"action", "accepted"}``), for
+        `status`; None once it ended."""
+        self._set_vm_column("phase", {vm: None if phase is None else json.dumps(phase)})
+
     def _set_vm_column(self, column: str, values: dict[str, str | None]) -> None:
-        assert column in ("held_reason", "evidence")
+        assert column in ("held_reason", "evidence", "phase")
         if not values:
             return
         now = time.time()
@@ -352,6 +358,15 @@ class StateStore:
         with self._lock:
             rows = self._db.execute("SELECT key, value FROM daemon").fetchall()
         return {k: json.loads(v) for k, v in rows}
+
+
+def _healing_state(row: Any) -> VMHealingState:
+    try:
+        phase = json.loads(row[4]) if row[4] else None
+    except ValueError:
+        phase = None
+    return VMHealingState(row[0], row[1], row[2], row[3],
+                          phase if isinstance(phase, dict) else None)
 
 
 def _repair(row: Any) -> RepairRecord:

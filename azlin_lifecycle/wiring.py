@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 from .config import DEFAULT_ARM_ENDPOINT, HaCredential, HookSettings, LifecycleConfig
 from .errors import LifecycleConfigError
 from .manager import LifecycleManager
-from .ports import AddressBook, ComputeApi, HookRunner, LeaseStore, SshProber, TunnelOpener
+from .ports import (
+    AddressBook,
+    AzureSignals,
+    ComputeApi,
+    HookRunner,
+    LeaseStore,
+    SshProber,
+    TunnelOpener,
+)
 from .state import StateStore
 
 if TYPE_CHECKING:
@@ -53,6 +61,15 @@ def build_compute(config: LifecycleConfig) -> ComputeApi:
 
     return ArmCompute(config.azure, timeout=config.daemon.azure_timeout_seconds,
                       polling_interval=config.healing.operation_poll_seconds)
+
+
+def build_signals(compute: ComputeApi) -> AzureSignals | None:
+    """Resource Health and boot diagnostics through ``compute``'s ARM pipeline (an
+    ArmCompute); None for another ComputeApi (a fake: decided as without them)."""
+    from .adapters.azure.compute import ArmCompute
+    from .adapters.azure.platform import ArmSignals
+
+    return ArmSignals(compute) if isinstance(compute, ArmCompute) else None
 
 
 def build_ssh(config: LifecycleConfig) -> SshProber:
@@ -153,7 +170,7 @@ def build_daemon_parts(
                       addresses=addresses or build_address_book(config, compute),
                       store=store, ledger=ledger)
     healer = Healer(config, compute=compute, store=store, hooks=hooks, ledger=ledger,
-                    on_repaired=monitor.repaired)
+                    on_repaired=monitor.repaired, signals=build_signals(compute))
     metrics = MetricsExporter(config, None if books is None else Sources(*books, store, ha))
     return DaemonParts(monitor, healer, hooks, ha, metrics)
 
@@ -178,6 +195,8 @@ def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, 
             parts.monitor.ssh.tunnels = build_tunnels(new)
     parts.monitor.set_config(new, compute)
     parts.healer.set_config(new, compute)
+    if compute is not None:
+        parts.healer.signals = build_signals(compute)
     parts.hooks.apply_settings(new.hooks)  # timeouts and retries apply at once
     parts.metrics.apply(new)  # a changed [metrics] restarts the endpoint
     logging.getLogger().setLevel(new.daemon.log_level.value)
@@ -206,9 +225,10 @@ def SelfHealer(config_path: Path | None = None) -> healing.SelfHealer:
     from .healing import SelfHealer as Healer
 
     config = LifecycleManager(config_path).load()
-    return Healer(config, compute=build_compute(config),
+    compute = build_compute(config)
+    return Healer(config, compute=compute,
                   store=StateStore(history_size=config.daemon.history_size),
-                  hooks=build_hooks(config, config.hooks_of))
+                  hooks=build_hooks(config, config.hooks_of), signals=build_signals(compute))
 
 
 def HookExecutor(config_path: Path | None = None) -> hooks.HookExecutor:

@@ -18,6 +18,7 @@ from . import (
     demo_cmd,
     health_cmds,
     hook_cmds,
+    postmortem_cmd,
     shell_cmd,
     simulate_cmds,
     status_cmd,
@@ -56,8 +57,8 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     )
 
 
-for module in (vms, health_cmds, status_cmd, hook_cmds, config_cmds, daemon_cmds, simulate_cmds,
-               demo_cmd, shell_cmd):
+for module in (vms, health_cmds, status_cmd, postmortem_cmd, hook_cmds, config_cmds, daemon_cmds,
+               simulate_cmds, demo_cmd, shell_cmd):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -59,16 +59,20 @@ def simulate_group() -> None:
 @click.option("--bastion/--no-bastion", default=None,
               help="Run a stand-in Azure Bastion in the resource group (default: with "
               "--private).")
+@click.option("--recorded-pace", is_flag=True,
+              help="Retry-After per action as real ARM was recorded (start: 10 s on the 202, "
+              "9 s on each poll; deallocate: 10 and 36 s; restart, powerOff, redeploy: none).")
 def run(directory: Path, vms: int, boot_seconds: float, operation_seconds: float,
         resource_group: str, retry_after: int | None, private: bool,
-        bastion: bool | None) -> None:
+        bastion: bool | None, recorded_pace: bool) -> None:
     """Run the simulator until Ctrl-C or SIGTERM; writes DIR/simulator.json."""
     from ..simulator import SimulatedFleet
     from ..simulator.runner import serve_forever
 
     fleet = SimulatedFleet(directory, vms, resource_group=resource_group,
                            boot_seconds=boot_seconds, operation_seconds=operation_seconds,
-                           retry_after=retry_after, private=private, bastion=bastion)
+                           retry_after=retry_after, private=private, bastion=bastion,
+                           recorded_pace=recorded_pace)
 
     def ready(fleet: SimulatedFleet, seconds: float) -> None:
         click.echo(f"Simulating {len(fleet.vm_names)} VMs in resource group "
@@ -126,6 +130,63 @@ def power(directory: Path, vm: str, state: str) -> None:
     """Set VM's power state directly (cancels an operation in progress)."""
     _client(directory).set_power_state(vm, state)
     click.echo(f"{vm}: power state {state}")
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("state", type=click.Choice(("available", "unavailable", "degraded", "unknown",
+                                           "auto")))
+@click.option("--annotation", help="e.g. VirtualMachineHostCrashed, "
+              "VirtualMachinePossiblyDegradedDueToHardwareFailure (its context and category "
+              "follow).")
+@click.option("--context", help='"Platform Initiated", "Customer Initiated", ...')
+@click.option("--category", help="Planned or Unplanned.")
+@click.option("--reason-type", help="Unplanned, Planned, UserInitiated.")
+@click.option("--eta-minutes", type=click.FloatRange(0), help="resolutionETA from now.")
+def health(directory: Path, vm: str, state: str, annotation: str | None, context: str | None,
+           category: str | None, reason_type: str | None, eta_minutes: float | None) -> None:
+    """Set what Azure Resource Health answers for VM (auto: follow its power state)."""
+    _client(directory).set_health(vm, state, annotation=annotation, context=context,
+                                  category=category, reason_type=reason_type,
+                                  eta_minutes=eta_minutes)
+    click.echo(f"{vm}: Resource Health {state}" + (f" ({annotation})" if annotation else ""))
+
+
+@simulate_group.command(name="boot-diagnostics")
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("mode", type=click.Choice(("on", "off", "hang")))
+def boot_diagnostics(directory: Path, vm: str, mode: str) -> None:
+    """Turn VM's boot diagnostics on or off, or make its blobs hang (never answer)."""
+    _client(directory).set_boot_diagnostics(vm, mode)
+    click.echo(f"{vm}: boot diagnostics {mode}")
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.option("--starts-in", type=click.FloatRange(), default=0.0, show_default=True,
+              help="Seconds from now to the maintenance window's start.")
+@click.option("--lasts", type=click.FloatRange(1), default=3600.0, show_default=True,
+              help="The window's length in seconds.")
+@click.option("--clear", is_flag=True, help="No maintenance scheduled.")
+def maintenance(directory: Path, vm: str, starts_in: float, lasts: float, clear: bool) -> None:
+    """Schedule planned maintenance for VM (instanceView.maintenanceRedeployStatus)."""
+    _client(directory).set_maintenance(vm, None if clear else starts_in, lasts)
+    click.echo(f"{vm}: " + ("no maintenance scheduled" if clear else
+                            f"maintenance window in {starts_in:g} s for {lasts:g} s"))
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.argument("seconds", type=click.FloatRange(0))
+def approval(directory: Path, vm: str, seconds: float) -> None:
+    """Make VM's restarts and redeploys wait SECONDS after Azure accepts them (the guest's
+    approval of its Scheduled Event; 0: none)."""
+    _client(directory).set_approval(vm, seconds)
+    click.echo(f"{vm}: restarts wait {seconds:g} s for approval")
 
 
 @simulate_group.command(name="public-ip")
@@ -196,6 +257,26 @@ def fail_next(directory: Path, vm: str, action: str, code: str, message: str,
     else:
         client.fail_next_operation(vm, action, code, message)
         click.echo(f"{vm}: the next {action} fails with {code}")
+
+
+@simulate_group.command()
+@DIR_OPTION
+@click.argument("vm")
+@click.option("--action", type=click.Choice(ACTIONS), default="start", show_default=True)
+@click.option("--status", "status_code", type=click.IntRange(400, 599), default=409,
+              show_default=True)
+@click.option("--code", default="OperationNotAllowed", show_default=True)
+@click.option("--message", required=True, help="error.message (may span lines).")
+@click.option("--detail", "details", multiple=True, metavar="CODE:MESSAGE",
+              help="An entry of error.details[] (repeatable).")
+def refuse(directory: Path, vm: str, action: str, status_code: int, code: str, message: str,
+           details: tuple[str, ...]) -> None:
+    """Refuse VM's next ACTION request at once (e.g. 409 OperationNotAllowed with details)."""
+    parsed = [dict(zip(("code", "message"), d.split(":", 1), strict=True)) if ":" in d
+              else {"code": code, "message": d} for d in details]
+    _client(directory).refuse_next_request(vm, action, status=status_code, code=code,
+                                           message=message, details=parsed or None)
+    click.echo(f"{vm}: the next {action} request answers {status_code} {code}")
 
 
 @simulate_group.command()

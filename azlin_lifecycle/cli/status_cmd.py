@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +11,9 @@ from ..errors import ControllerError
 from ..models import clock_utc
 from .context import AppContext, pass_app
 from .output import ago, echo_json, echo_table
+
+if TYPE_CHECKING:
+    from ..state import StateStore
 
 
 @click.command()
@@ -41,6 +44,9 @@ def status(app: AppContext, as_json: bool) -> None:
         repairs = store.last_repairs()
         holds = store.all_healing_states()
         facts = store.daemon_facts()
+        progress = {vm: _progress(store, vm, hold.phase) for vm, hold in holds.items()
+                    if hold.phase and (r := repairs.get(vm)) is not None
+                    and r.outcome == "in_flight"}
     finally:
         store.close()
     rows: list[dict[str, Any]] = []
@@ -63,6 +69,7 @@ def status(app: AppContext, as_json: bool) -> None:
                 "action": r.action.value, "outcome": r.outcome, "at": r.started_at,
                 "error": r.error},
             "held_back": hold.held_reason if hold else None,
+            "repair_progress": progress.get(vm),
             "azure_evidence": hold.evidence if hold else None,
         })
     if as_json:
@@ -92,11 +99,33 @@ def status(app: AppContext, as_json: bool) -> None:
         if row["healthy"] is False and row["reason"]:
             prefix = "needs you: " if row["needs_you"] else ""
             click.echo(f"{row['vm']}: {prefix}{row['reason']}")
+        if row["repair_progress"]:
+            click.echo(f"{row['vm']}: {row['repair_progress']}")
         if row["held_back"]:
             click.echo(f"{row['vm']}: healing held back: {row['held_back']}")
+        repair = row["last_repair"]
+        if repair and repair["outcome"] == "failed" and repair["error"]:
+            click.echo(f"{row['vm']}: last repair failed: {repair['error'].splitlines()[0]}"
+                       + (" (more in status --json)" if "\n" in repair["error"] else ""))
         if row["azure_evidence"] and row["healthy"] is False:
             click.echo(f"{row['vm']}: Azure's view at the last repair decision: "
                        f"{row['azure_evidence']}")
+
+
+def _progress(store: StateStore, vm: str, phase: dict[str, Any]) -> str | None:
+    """A repair in flight that Azure accepted: started yet, by the VM's checks?"""
+    from ..signals import repair_progress
+
+    try:
+        accepted = float(phase["accepted"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    history = store.history(vm, limit=50)
+    before = [s for s in history if s.timestamp.timestamp() < accepted]
+    after = [s for s in history if s.timestamp.timestamp() >= accepted]
+    return repair_progress(str(phase.get("action", "repair")), accepted,
+                           before[-1] if before else None, after[-1] if after else None,
+                           dt.datetime.now(dt.UTC).timestamp())
 
 
 def _leadership_text(ha: dict[str, Any] | None) -> str:

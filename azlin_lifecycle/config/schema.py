@@ -174,13 +174,20 @@ class HealingSettings:
     breaker_failing_ratio: float = field(default=0.5, metadata=accepts(number(0.01, 1)))
     breaker_min_failing: int = field(default=2, metadata=accepts(integer(1, 100000)))
     max_in_flight: int = field(default=0, metadata=accepts(integer(0, 100000)))
-    restart_timeout_seconds: int = field(default=600, metadata=accepts(integer(10, 7200)))
+    # A restart we request can wait ~15 min for the guest's Scheduled Events approval.
+    restart_timeout_seconds: int = field(default=1200, metadata=accepts(integer(10, 7200)))
     escalate_after_failed_restarts: int = field(default=0, metadata=accepts(integer(0, 100)))
     agent_ready_override_failures: int = field(default=10, metadata=accepts(integer(0, 1000)))
     agent_status_max_age_seconds: int = field(default=600, metadata=accepts(integer(60, 86400)))
     # How often a repair's operation is polled, and a redeploy's own, longer limit.
     operation_poll_seconds: int = field(default=5, metadata=accepts(integer(1, 60)))
     redeploy_timeout_seconds: int = field(default=1800, metadata=accepts(integer(60, 7200)))
+    # Asking Azure before a repair: Resource Health, planned maintenance, the serial log.
+    platform_margin_seconds: int = field(default=300, metadata=accepts(integer(0, 86400)))
+    start_user_stopped: bool = field(default=False, metadata=accepts(BOOL))
+    capture_serial_log: bool = field(default=True, metadata=accepts(BOOL))
+    capture_seconds: int = field(default=30, metadata=accepts(integer(1, 30)))
+    postmortems_kept: int = field(default=10, metadata=accepts(integer(1, 1000)))
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from . import armjson
+from . import armjson, network_api, signals_api
 from .bastion import SimBastion
-from .network import SimNetwork, VmAddresses
-from .state import ArmError, FleetState, Operation, SimVM
+from .blobs import BlobServer
+from .network import SimNetwork
+from .response import Response
+from .state import ArmError, FleetState, Operation
 
 Json = Any
 ControlHandler = Callable[[str, str, Json], tuple[int, Json]]
@@ -30,6 +31,9 @@ ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("instance_view", re.compile(_VMS + r"/(?P<vm>[^/]+)/instanceview$", re.I)),
     ("action", re.compile(
         _VMS + r"/(?P<vm>[^/]+)/(?P<action>restart|start|poweroff|deallocate|redeploy)$", re.I)),
+    ("boot_diagnostics", re.compile(_VMS + r"/(?P<vm>[^/]+)/retrievebootdiagnosticsdata$", re.I)),
+    ("availability", re.compile(_VMS + r"/(?P<vm>[^/]+)/providers/microsoft\.resourcehealth/"
+                                r"availabilitystatuses/current$", re.I)),
     ("list_all", re.compile(_SUB + r"/providers/microsoft\.compute/virtualmachines/?$", re.I)),
     ("operation", re.compile(
         _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)$",
@@ -66,28 +70,11 @@ EXPAND_REFUSED = ("InvalidParameter", "The $expand option 'instanceView' can onl
 # The login's identity in a 403, as ARM names the caller (the stand-in az's user).
 CALLER = ("azlin-simulator@example.invalid", "00000000-0000-0000-0000-0000000000c1")
 VM_READ = "Microsoft.Compute/virtualMachines/read"
-_ACTIONS = {"nic": "Microsoft.Network/networkInterfaces/read",  # a route's, when not VM_READ
-            "public_ip": "Microsoft.Network/publicIPAddresses/read",
+_ACTIONS = {"nic": network_api.NIC_READ,  # a route's, when not VM_READ
+            "public_ip": network_api.PUBLIC_IP_READ,
             "instance_view": "Microsoft.Compute/virtualMachines/instanceView/read",
             "operation": "Microsoft.Compute/locations/operations/read"}
 DENIABLE = ("subscription", "resource_group")
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, status: int, value: Json, headers: Mapping[str, str] | None = None) -> Response:
-        return cls(status, json.dumps(value).encode("utf-8"),
-                   {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
-
-    @classmethod
-    def error(cls, status: int, code: str, message: str,
-              headers: Mapping[str, str] | None = None, target: str | None = None) -> Response:
-        return cls.json(status, armjson.error_body(code, message, target), headers)
 
 
 class ArmFaults:
@@ -146,6 +133,8 @@ class ArmApi:
     # subscription's listing leaves its VMs out: ARM lists only what the caller may read).
     denied: str | None = None
     bastion: SimBastion | None = None  # the resource group's Bastion, if the fleet has one
+    recorded_pace = False  # Retry-After per action as real ARM sends it (RECORDED_RETRY_AFTER)
+    blobs: BlobServer | None = None  # boot diagnostics' blobs (set by SimulatedFleet)
 
     def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
                  retry_after: int | None = None, control: ControlHandler | None = None) -> None:
@@ -221,7 +210,7 @@ class ArmApi:
             match = pattern.match(path)
             if match is None:
                 continue
-            wanted = "POST" if kind == "action" else "GET"
+            wanted = "POST" if kind in ("action", "boot_diagnostics") else "GET"
             if method != wanted:
                 return Response.error(405, "MethodNotAllowed",
                                       f"The requested resource does not support http method "
@@ -235,7 +224,8 @@ class ArmApi:
                     raise _forbidden(_ACTIONS.get(kind, VM_READ), f"/subscriptions/{groups['sub']}")
                 return getattr(self, f"_{kind}")(groups, query)  # type: ignore[no-any-return]
             except ArmError as exc:
-                return Response.error(exc.status, exc.code, exc.message)
+                return Response.json(exc.status, armjson.error_body(
+                    exc.code, exc.message, details=exc.details))
         return Response.error(404, "NotFound",
                               f"No HTTP resource was found that matches the request URI "
                               f"'{self.base_url}{path}'.")
@@ -264,6 +254,13 @@ class ArmApi:
         with self.state.lock:
             body = armjson.instance_view(self.state.require(groups["vm"]))
         return Response.json(200, body, self._rate("get"))
+
+    _availability = signals_api.availability  # Resource Health (what Azure knows of a VM)
+    _boot_diagnostics = signals_api.boot_diagnostics
+    _nic = network_api.nic  # Microsoft.Network: where a VM's SSH answers, and its Bastion
+    _public_ip = network_api.public_ip
+    _bastion_list = network_api.bastion_list
+    _bastion_get = network_api.bastion_get
 
     def _list(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
         rg = self._check_rg(groups["rg"])
@@ -319,7 +316,7 @@ class ArmApi:
         return Response(202, b"", {
             "Azure-AsyncOperation": status_url,
             "Location": status_url + "&monitor=true",
-            **self._retry_after(),
+            **self._retry_after(op.action, accepted=True),
             **self._rate("action"),
         })
 
@@ -329,6 +326,7 @@ class ArmApi:
             raise ArmError(404, "NotFound", "The entity was not found in this Azure location.")
         rate = self._rate("operation")
         with self.state.lock:
+            op.polls.append(time.time())
             snapshot = Operation(**vars(op))
         if query.get("monitor", [""])[0].lower() == "true":
             return self._monitor(snapshot, rate)
@@ -339,72 +337,28 @@ class ArmApi:
         if snapshot.error_code is not None:
             body["error"] = {"code": snapshot.error_code, "message": snapshot.error_message}
         if snapshot.status == "InProgress":
-            rate.update(self._retry_after())
+            rate.update(self._retry_after(snapshot.action))
         return Response.json(200, body, rate)
 
     def _monitor(self, op: Operation, rate: dict[str, str]) -> Response:
         if op.status == "InProgress":
-            return Response(202, b"", {**rate, **self._retry_after()})
+            return Response(202, b"", {**rate, **self._retry_after(op.action)})
         if op.status == "Succeeded":
             return Response(200, b"", rate)
         return Response.error(500 if op.status == "Failed" else 409,
                               op.error_code or "OperationCanceled",
                               op.error_message or "The operation was canceled.", rate)
 
-    def _retry_after(self) -> dict[str, str]:
-        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+    def _retry_after(self, action: str, accepted: bool = False) -> dict[str, str]:
+        seconds = self.retry_after
+        if self.recorded_pace:
+            seconds = armjson.RECORDED_RETRY_AFTER.get(action, (None, None))[not accepted]
+        return {} if seconds is None else {"Retry-After": str(seconds)}
 
     def _rate(self, category: str) -> dict[str, str]:
         return {"x-ms-ratelimit-remaining-resource": self._rates.spend(category)}
 
     # ------------------------------------------------------------------ Microsoft.Network
-    def _network_of(self, name: str, suffix: str, kind: str, rg: str,
-                    public: bool = False) -> tuple[SimVM, VmAddresses]:
-        """The VM that owns network resource ``name`` (``<vm><suffix>``) and its addresses;
-        404 as ARM answers when there is none (or, with ``public``, no public IP)."""
-        vm = self.state.find(name[:-len(suffix)]) if name.lower().endswith(suffix) else None
-        entry = None if vm is None or self.network is None else self.network.get(vm.name)
-        if vm is None or entry is None or (public and not entry.has_public):
-            raise _network_not_found(kind, name, rg)
-        return vm, entry
-
-    def _nic(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        rg = self._check_rg(groups["rg"], _ACTIONS["nic"])
-        _network_api(query, "networkInterfaces")
-        with self.state.lock:
-            vm, entry = self._network_of(groups["nic"], "-nic", "networkInterfaces", rg)
-            body = armjson.nic_body(vm, self.subscription_id, rg, entry.private_ip,
-                                    entry.has_public)
-        return Response.json(200, body)
-
-    def _public_ip(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        rg = self._check_rg(groups["rg"], _ACTIONS["public_ip"])
-        _network_api(query, "publicIPAddresses")
-        with self.state.lock:
-            vm, entry = self._network_of(groups["pip"], "-ip", "publicIPAddresses", rg,
-                                         public=True)
-            body = armjson.public_ip_body(vm, self.subscription_id, rg, entry.public_ip)
-        return Response.json(200, body)
-
-    def _bastion_bodies(self, rg: str) -> list[Json]:
-        bastion = self.bastion
-        if bastion is None or not bastion.exists():
-            return []
-        return [armjson.bastion_body(bastion.name, self.subscription_id, rg, bastion.region,
-                                     bastion.sku(), bastion.tunneling(), bastion.dns_name)]
-
-    def _bastion_list(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        rg = self._check_rg(groups["rg"])
-        _network_api(query, "bastionHosts")
-        return Response.json(200, {"value": self._bastion_bodies(rg)})
-
-    def _bastion_get(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
-        rg = self._check_rg(groups["rg"])
-        _network_api(query, "bastionHosts")
-        for body in self._bastion_bodies(rg):
-            if body["name"].lower() == groups["bastion"].lower():
-                return Response.json(200, body)
-        raise _network_not_found("bastionHosts", groups["bastion"], rg)
 
 
 def _expand(query: dict[str, list[str]]) -> bool:
@@ -421,16 +375,6 @@ def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _network_api(query: dict[str, list[str]], kind: str) -> None:
-    version = query.get("api-version", [""])[0]
-    if version not in armjson.NETWORK_API_VERSIONS:
-        raise ArmError(400, "NoRegisteredProviderFound",
-                       f"No registered resource provider found for location "
-                       f"'{armjson.LOCATION}' and API version '{version}' for type '{kind}'. "
-                       f"The supported api-versions are "
-                       f"'{', '.join(armjson.NETWORK_API_VERSIONS)}'.")
-
-
 def _forbidden(action: str, scope: str) -> ArmError:
     """ARM's 403 for a caller whose roles do not allow ``action`` on ``scope``."""
     name, object_id = CALLER
@@ -439,10 +383,3 @@ def _forbidden(action: str, scope: str) -> ArmError:
         f"The client '{name}' with object id '{object_id}' does not have authorization to "
         f"perform action '{action}' over scope '{scope}' or the scope is invalid. If access "
         "was recently granted, please refresh your credentials.")
-
-
-def _network_not_found(kind: str, name: str, resource_group: str) -> ArmError:
-    return ArmError(404, "ResourceNotFound",
-                    f"The Resource 'Microsoft.Network/{kind}/{name}' under resource group "
-                    f"'{resource_group}' was not found. For more details please go to "
-                    "https://aka.ms/ARMResourceNotFoundFix")

@@ -36,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = self.server.api.handle(self.command, self.path, headers, body)
         except Exception:
             log.exception("simulator: %s %s failed", self.command, self.path)
-            from .arm_api import Response
+            from .response import Response
 
             response = Response.error(500, "InternalServerError", "simulator error")
         self.send_response(response.status)

@@ -21,6 +21,13 @@ POWER_DISPLAY = {
 }
 
 
+# Retry-After as recorded from real ARM (public test recordings of the Azure CLI and SDKs):
+# action -> (on the 202 that accepts it, on each InProgress poll); None: none sent.
+RECORDED_RETRY_AFTER: dict[str, tuple[int | None, int | None]] = {
+    "start": (10, 9), "deallocate": (10, 36), "restart": (None, None),
+    "powerOff": (None, None), "redeploy": (None, None)}
+
+
 def iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
 
@@ -66,6 +73,14 @@ def instance_view(vm: SimVM) -> dict[str, Any]:
              "displayStatus": POWER_DISPLAY[vm.power]},
         ],
     }
+    if vm.maintenance is not None:  # present only while maintenance is scheduled
+        view["maintenanceRedeployStatus"] = {
+            "isCustomerInitiatedMaintenanceAllowed": True,
+            "preMaintenanceWindowStartTime": iso(vm.maintenance[0] - 7 * 86400),
+            "preMaintenanceWindowEndTime": iso(vm.maintenance[0] - 86400),
+            "maintenanceWindowStartTime": iso(vm.maintenance[0]),
+            "maintenanceWindowEndTime": iso(vm.maintenance[1]),
+            "lastOperationResultCode": "None"}
     if vm.power in ("running", "starting", "stopping"):
         view["vmAgent"] = {
             "vmAgentVersion": "2.9.1.1",
@@ -139,10 +154,13 @@ def status_only_body(vm: SimVM, subscription_id: str, resource_group: str) -> di
             "properties": {"vmId": vm.vm_id, "instanceView": view}}
 
 
-def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, target: str | None = None,
+               details: list[dict[str, str]] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if target is not None:
         error["target"] = target
+    if details:
+        error["details"] = details
     return {"error": error}
 
 

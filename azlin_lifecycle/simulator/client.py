@@ -103,6 +103,18 @@ class SimulatorClient(FleetFacts):
     def set_guest(self, name: str, agent: str = "auto", app_health: str | None = None) -> None:
         self._request("POST", f"vms/{name}/guest", {"agent": agent, "app_health": app_health})
 
+    def set_health(self, name: str, state: str, **details: Any) -> None:
+        self._request("POST", f"vms/{name}/health", {"state": state, **details})
+
+    def set_boot_diagnostics(self, name: str, mode: str) -> None:
+        self._request("POST", f"vms/{name}/boot-diagnostics", {"mode": mode})
+
+    def set_maintenance(self, name: str, starts_in: float | None, lasts: float = 3600.0) -> None:
+        self._request("POST", f"vms/{name}/maintenance", {"starts_in": starts_in, "lasts": lasts})
+
+    def set_approval(self, name: str, seconds: float) -> None:
+        self._request("POST", f"vms/{name}/approval", {"seconds": seconds})
+
     def set_metrics(self, name: str, metrics: VMMetrics) -> None:
         self._request("POST", f"vms/{name}/metrics", dataclasses.asdict(metrics))
 
@@ -124,6 +136,13 @@ class SimulatorClient(FleetFacts):
                             "later.") -> None:
         self._request("POST", f"vms/{name}/fail-next",
                       {"action": action, "code": code, "message": message})
+
+    def refuse_next_request(self, name: str, action: str = "start", *, status: int = 409,
+                            code: str = "OperationNotAllowed", message: str = "",
+                            details: list[dict[str, str]] | None = None) -> None:
+        self._request("POST", f"vms/{name}/refuse-next",
+                      {"action": action, "status": status, "code": code, "message": message,
+                       "details": details})
 
     def hang_operations(self, name: str, action: str = "restart") -> None:
         self._request("POST", f"vms/{name}/hang", {"action": action})

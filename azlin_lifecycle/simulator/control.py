@@ -52,6 +52,18 @@ def _vm_command(fleet: SimulatedFleet, name: str, command: str,
         fleet.set_ssh_mode(name, str(args["mode"]), float(args.get("slow_seconds", 5.0)))
     elif command == "guest":
         fleet.set_guest(name, str(args.get("agent", "auto")), args.get("app_health"))
+    elif command == "health":
+        fleet.set_health(name, str(args["state"]), **{
+            k: args[k] for k in ("annotation", "context", "category", "reason_type", "summary",
+                                 "eta_minutes") if args.get(k) is not None})
+    elif command == "boot-diagnostics":
+        fleet.set_boot_diagnostics(name, str(args["mode"]))
+    elif command == "maintenance":
+        starts = args.get("starts_in")
+        fleet.set_maintenance(name, None if starts is None else float(starts),
+                              float(args.get("lasts", 3600.0)))
+    elif command == "approval":
+        fleet.set_approval(name, float(args["seconds"]))
     elif command == "metrics":
         fleet.set_metrics(name, VMMetrics(**args))
     elif command == "fail-next":
@@ -59,6 +71,11 @@ def _vm_command(fleet: SimulatedFleet, name: str, command: str,
                                   str(args.get("code", "InternalExecutionError")),
                                   str(args.get("message", "An internal execution error "
                                                "occurred. Please retry later.")))
+    elif command == "refuse-next":
+        fleet.refuse_next_request(name, str(args.get("action", "start")),
+                                  status=int(args.get("status", 409)),
+                                  code=str(args.get("code", "OperationNotAllowed")),
+                                  message=str(args["message"]), details=args.get("details"))
     elif command == "hang":
         fleet.hang_operations(name, str(args.get("action", "restart")))
     elif command == "clear-faults":

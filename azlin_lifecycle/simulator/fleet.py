@@ -19,15 +19,17 @@ from .azcli import LOGGED_OUT_FLAG, write_az
 from .bastion import BastionMode, SimBastion
 from .facts import FleetFacts
 from .network import SimNetwork, VmAddresses
+from .platform_controls import PlatformControls
 from .scheduler import Scheduler
 from .state import APP_HEALTH_STATES, ArmError, FleetState, GuestAgent, SimVM, SshMode
 
 if TYPE_CHECKING:
     from .arm_server import ArmHttpsServer
+    from .blobs import BlobServer
     from .ssh_server import SshHub
 
 
-class SimulatedFleet(FleetFacts):
+class SimulatedFleet(FleetFacts, PlatformControls):
     """Start with ``with SimulatedFleet(workdir, 3) as fleet:`` (or start()/stop()).
 
     ``private`` (the default, as azlin makes its VMs since April 2026): new VMs get no
@@ -41,7 +43,8 @@ class SimulatedFleet(FleetFacts):
                  name_prefix: str = "vm-", boot_seconds: float = 5.0,
                  operation_seconds: float = 1.0, page_size: int = 50,
                  retry_after: int | None = None, command_seconds: float = 0.0,
-                 private: bool = True, bastion: bool | None = None) -> None:
+                 private: bool = True, bastion: bool | None = None,
+                 recorded_pace: bool = False) -> None:
         self.private = private
         self.with_bastion = private if bastion is None else bastion
         self.workdir = Path(workdir)
@@ -53,6 +56,7 @@ class SimulatedFleet(FleetFacts):
         self.operation_seconds = operation_seconds
         self.page_size = page_size
         self.retry_after = retry_after  # Retry-After on 202s and InProgress polls; None: none
+        self.recorded_pace = recorded_pace  # else Retry-After per action, as ARM was recorded
         self.command_seconds = command_seconds  # the metrics command's run time on a VM
         self.control_token = secrets.token_urlsafe(16)
         self.az_dir = self.workdir / "bin"
@@ -65,6 +69,7 @@ class SimulatedFleet(FleetFacts):
         self._server: ArmHttpsServer | None = None
         self._api: ArmApi | None = None
         self._bastion: SimBastion | None = None
+        self._blobs: BlobServer | None = None
         self._add_lock = threading.Lock()
         self._network = SimNetwork()
 
@@ -73,6 +78,7 @@ class SimulatedFleet(FleetFacts):
         if self._server is not None:
             return self
         from .arm_server import ArmHttpsServer
+        from .blobs import BlobServer
         from .control import make_control
         from .keys import HostKeys, ensure_client_key, public_blob
         from .ssh_server import SshHub
@@ -99,6 +105,10 @@ class SimulatedFleet(FleetFacts):
                                control=make_control(self))
             self._api.control_token = self.control_token
             self._api.network = self._network
+            self._api.recorded_pace = self.recorded_pace
+            self._blobs = BlobServer(tls.server_context(), self._blob, self._blobs_hang)
+            self._blobs.start()
+            self._api.blobs = self._blobs
             self._server = ArmHttpsServer(self._api, tls.server_context())
             self._server.start()
             if self.with_bastion:
@@ -121,6 +131,9 @@ class SimulatedFleet(FleetFacts):
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._blobs is not None:
+            self._blobs.stop()
+            self._blobs = None
         if self._hub is not None:
             self._hub.stop()
             self._hub = None
@@ -339,6 +352,9 @@ class SimulatedFleet(FleetFacts):
             vms = [{"name": vm.name, "power": vm.power, "provisioning": vm.provisioning,
                     "booted": vm.booted, "ssh_mode": vm.ssh_mode.value, "agent": vm.agent.value,
                     "agent_ready": vm.agent_ready, "app_health": vm.app_health,
+                    "health": (vm.health or {}).get("availabilityState", "auto"),
+                    "boot_diagnostics": vm.boot_diagnostics,
+                    "maintenance": vm.maintenance, "approval_seconds": vm.approval_seconds,
                     "ssh": vm.ssh_effective.value, "ssh_port": vm.ssh_port,
                     **self._network.describe(vm.name),
                     "operation": None if vm.current is None else vm.current.action}

@@ -52,11 +52,13 @@ APP_HEALTH_STATES = ("healthy", "unhealthy", "unknown")
 class ArmError(Exception):
     """An ARM error answer: HTTP status, Azure's error code and message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 details: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.details = details  # ARM's error.details[]: {code, message, target}
 
 
 class Clock(Protocol):
@@ -82,6 +84,7 @@ class Operation:
     ended: float | None = None
     error_code: str | None = None
     error_message: str | None = None
+    polls: list[float] = field(default_factory=list)  # when its status was asked (epoch)
 
     def finish(self, status: str, code: str | None = None, message: str | None = None) -> None:
         if self.status != "InProgress":
@@ -92,7 +95,8 @@ class Operation:
     def record(self) -> dict[str, Any]:
         return {"id": self.id, "vm": self.vm, "action": self.action, "status": self.status,
                 "started": self.started, "ended": self.ended,
-                "error_code": self.error_code, "error_message": self.error_message}
+                "error_code": self.error_code, "error_message": self.error_message,
+                "polls": list(self.polls)}
 
 
 @dataclass
@@ -113,9 +117,23 @@ class SimVM:
     epoch: int = 0
     current: Operation | None = None
     fail_next: dict[str, tuple[str, str]] = field(default_factory=dict)
+    refuse_next: dict[str, ArmError] = field(default_factory=dict)  # the POST answers it
     hang: set[str] = field(default_factory=set)
     agent: GuestAgent = GuestAgent.AUTO
     app_health: str | None = None  # the Application Health extension's verdict, if installed
+    # What Azure itself knows of it (see .signals_api): a Resource Health answer set by
+    # hand (None: it follows the power state), who stopped it through ARM and when, when
+    # a platform outage set by hand ended; boot diagnostics (on, off, or hang: its blobs
+    # never answer); a planned-maintenance window; how long a restart or redeploy waits
+    # for the guest's approval of its Scheduled Event; when it booted.
+    health: dict[str, Any] | None = None
+    stopped_by: str | None = None  # the ARM action (powerOff, deallocate), None: not known
+    changed: float = field(default_factory=time.time)  # when the power state last changed
+    resolved: tuple[float, float, str] | None = None  # (unavailable since, resolved, summary)
+    boot_diagnostics: str = "on"
+    maintenance: tuple[float, float] | None = None
+    approval_seconds: float = 0.0
+    boots: list[float] = field(default_factory=lambda: [time.time()])
 
     @property
     def agent_ready(self) -> bool:
@@ -180,6 +198,7 @@ class FleetState:
                 vm.current = None
             vm.power, vm.provisioning, vm.provisioning_message = state, "succeeded", None
             vm.booted = state == "running"
+            vm.changed, vm.stopped_by = time.time(), None  # set from outside: not attributed
             self.on_ssh_change(vm)
 
     def set_ssh_mode(self, name: str, mode: SshMode, slow_seconds: float = 5.0) -> None:
@@ -197,10 +216,46 @@ class FleetState:
             vm = self.require(name)
             vm.agent, vm.app_health = GuestAgent(agent), app_health
 
+    def set_health(self, name: str, properties: dict[str, Any] | None,
+                   resolved: bool = True) -> None:
+        """Resource Health's answer for VM ``name`` (its ``properties``); None: follow the
+        power state again — an outage set before (Unavailable, not by a customer) is then
+        ``recentlyResolved``, unless not ``resolved`` (forgotten: a reset)."""
+        with self.lock:
+            vm = self.require(name)
+            old, now = vm.health, time.time()
+            if not resolved:
+                vm.resolved = None
+            elif properties is None and old and old.get("availabilityState") == "Unavailable" \
+                    and "customer" not in str(old.get("context", "")).lower():
+                vm.resolved = (float(old.get("_since", now)), now, str(old.get("summary", "")))
+            vm.health = None if properties is None else {"_since": now, **properties}
+
+    def set_platform(self, name: str, *, boot_diagnostics: str | None = None,
+                     maintenance: tuple[float, float] | bool | None = False,
+                     approval_seconds: float | None = None) -> None:
+        """Boot diagnostics (on/off/hang), a maintenance window (None clears it; False
+        leaves it), and the Scheduled Events approval wait of VM ``name``."""
+        with self.lock:
+            vm = self.require(name)
+            if boot_diagnostics is not None:
+                vm.boot_diagnostics = boot_diagnostics
+            if maintenance is not False:
+                vm.maintenance = maintenance if isinstance(maintenance, tuple) else None
+            if approval_seconds is not None:
+                vm.approval_seconds = max(0.0, approval_seconds)
+
     def fail_next_operation(self, name: str, action: str, code: str, message: str) -> None:
         _check_action(action)
         with self.lock:
             self.require(name).fail_next[action] = (code, message)
+
+    def refuse_next_request(self, name: str, action: str, error: ArmError) -> None:
+        """The next POST of ``action`` on VM ``name`` is refused with ``error`` (e.g. 409
+        OperationNotAllowed with details), taking no effect."""
+        _check_action(action)
+        with self.lock:
+            self.require(name).refuse_next[action] = error
 
     def hang_operations(self, name: str, action: str) -> None:
         _check_action(action)
@@ -212,6 +267,7 @@ class FleetState:
             vm = self.require(name)
             vm.hang.clear()
             vm.fail_next.clear()
+            vm.refuse_next.clear()
 
     # ------------------------------------------------------------------ operations
     def operation(self, op_id: str) -> Operation | None:
@@ -226,6 +282,9 @@ class FleetState:
         _check_action(action)
         with self.lock:
             vm = self.require(name)
+            refused = vm.refuse_next.pop(action, None)
+            if refused is not None:
+                raise refused
             if action in ("restart", "redeploy") and vm.power in ("deallocated", "deallocating"):
                 raise ArmError(409, "OperationNotAllowed",
                                f"Operation '{action}' is not allowed on VM '{vm.name}' since the "
@@ -239,17 +298,30 @@ class FleetState:
             self._log.append(op)
             vm.current = op
             noop = action == "start" and vm.power == "running" and vm.booted
-            if not noop:
-                _apply_start(vm, action)
-                self.on_ssh_change(vm)
             fail = vm.fail_next.pop(action, None)
-            if action in vm.hang:
+            if action in ("restart", "redeploy") and vm.approval_seconds > 0:
+                # Accepted, then held for the guest's approval of its Scheduled Event.
+                self.clock.call_later(vm.approval_seconds,
+                                      lambda: self._run(vm, epoch, op, fail, noop))
                 return op
+            self._run(vm, epoch, op, fail, noop)
+            return op
+
+    def _run(self, vm: SimVM, epoch: int, op: Operation, fail: tuple[str, str] | None,
+             noop: bool) -> None:
+        """The action takes effect now: the VM goes down, and ends and boots later."""
+        with self.lock:
+            if vm.epoch != epoch:
+                return
+            if not noop:
+                _apply_start(vm, op.action)
+                self.on_ssh_change(vm)
+            if op.action in vm.hang:
+                return
             self.clock.call_later(self.operation_seconds,
                                   lambda: self._finish(vm, epoch, op, fail, noop))
-            if action in BOOTING_ACTIONS and not noop:
+            if op.action in BOOTING_ACTIONS and not noop:
                 self.clock.call_later(self.boot_seconds, lambda: self._boot(vm, epoch))
-            return op
 
     def _finish(self, vm: SimVM, epoch: int, op: Operation,
                 fail: tuple[str, str] | None, noop: bool) -> None:
@@ -269,6 +341,8 @@ class FleetState:
                 vm.power = {"powerOff": "stopped", "deallocate": "deallocated"}.get(
                     op.action, "running")
                 vm.provisioning, vm.provisioning_message = "succeeded", None
+                vm.changed = time.time()
+                vm.stopped_by = op.action if vm.power != "running" else None
             op.finish("Succeeded")
             self.on_ssh_change(vm)
 
@@ -277,6 +351,7 @@ class FleetState:
             if vm.epoch != epoch or vm.power not in ("running", "starting"):
                 return
             vm.booted = True
+            vm.boots.append(time.time())
             self.on_ssh_change(vm)
 
 

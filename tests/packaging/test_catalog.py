@@ -88,6 +88,7 @@ ALWAYS_SET: dict[Event, set[str]] = {
     Event.CONFIG_RELOADED: {"MONITORED"}, Event.CONFIG_RELOAD_FAILED: set(),
     Event.DAEMON_STARTED: {"MONITORED"}, Event.DAEMON_STOPPING: set(),
     Event.ESCALATION_REDEPLOY: _VM, Event.REPAIR_SETTLED: _VM | {"ACTION", "SENT"},
+    Event.POSTMORTEM: _VM, Event.REPAIR_ACCEPTED: _VM,
 }
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from azlin_lifecycle.config import HookSettings
 from azlin_lifecycle.models import (
@@ -25,6 +26,7 @@ from azlin_lifecycle.ports import (
     LeaseHolder,
     LeaseLost,
 )
+from azlin_lifecycle.signals import Capture, PlatformHealth
 
 
 @dataclass
@@ -52,21 +54,52 @@ class FakeCompute:
     def forget_power_states(self) -> None:
         self.forgotten_listings += 1
 
-    def _act(self, action: str, target: VMTarget) -> None:
+    def _act(self, action: str, target: VMTarget,
+             on_accepted: Callable[[], None] | None = None) -> None:
         self.calls.append((action, target.name))
+        if on_accepted is not None:
+            on_accepted()
         time.sleep(self.action_seconds)
         if target.name in self.fail_actions:
             raise AzureOperationError(self.fail_actions[target.name], "InternalError")
         self.states[target.name] = VMState.RUNNING
 
-    def restart(self, target: VMTarget, timeout: float) -> None:
-        self._act("restart", target)
+    def restart(self, target: VMTarget, timeout: float,
+                on_accepted: Callable[[], None] | None = None) -> None:
+        self._act("restart", target, on_accepted)
 
-    def start(self, target: VMTarget, timeout: float) -> None:
-        self._act("start", target)
+    def start(self, target: VMTarget, timeout: float,
+              on_accepted: Callable[[], None] | None = None) -> None:
+        self._act("start", target, on_accepted)
 
-    def redeploy(self, target: VMTarget, timeout: float) -> None:
-        self._act("redeploy", target)
+    def redeploy(self, target: VMTarget, timeout: float,
+                 on_accepted: Callable[[], None] | None = None) -> None:
+        self._act("redeploy", target, on_accepted)
+
+
+@dataclass
+class FakeSignals:
+    """Resource Health per VM (default Available), and captures that write ``serial``."""
+
+    health: dict[str, PlatformHealth] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)  # vm -> Azure's error
+    serial: str = "[  123.456789] INFO: task jbd2/sda1-8:245 blocked for more than 120 seconds.\n"
+    capture_note: str | None = None  # set: no capture, for this reason
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def platform_health(self, target: VMTarget) -> PlatformHealth:
+        self.calls.append(("platform_health", target.name))
+        if target.name in self.unreadable:
+            raise AzureOperationError(self.unreadable[target.name], "InternalServerError")
+        return self.health.get(target.name, PlatformHealth("Available"))
+
+    def capture(self, target: VMTarget, directory: Path, seconds: float) -> Capture:
+        self.calls.append(("capture", target.name))
+        if self.capture_note is not None:
+            return Capture(directory, None, None, self.capture_note)
+        log = directory / "serial.log"
+        log.write_text(self.serial)
+        return Capture(directory, log, None, "serial log 1 KB in 0.0 s", seconds=0.01)
 
 
 @dataclass

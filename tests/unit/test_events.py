@@ -15,7 +15,7 @@ EXPECTED = {
     "restart_failed", "restart_would", "healing_held", "breaker_open", "breaker_closed",
     "power_changed", "hook_result", "config_reloaded", "config_reload_failed",
     "daemon_started", "daemon_stopping", "escalation_redeploy", "leader_elected",
-    "leadership_lost", "standby", "repair_settled",
+    "leadership_lost", "standby", "repair_settled", "postmortem", "repair_accepted",
 }
 
 

@@ -4,6 +4,7 @@ faithful fake of the lease blob (Azurite runs the real thing in tests/integratio
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -212,8 +213,9 @@ class LeaseTakenDuringRestart(FakeCompute):
         super().__init__({"vm1": VMState.RUNNING})
         self.blob = blob
 
-    def restart(self, target: VMTarget, timeout: float) -> None:
-        super().restart(target, timeout)
+    def restart(self, target: VMTarget, timeout: float,
+                on_accepted: Callable[[], None] | None = None) -> None:
+        super().restart(target, timeout, on_accepted)
         self.blob.holder_id = "another monitor's lease"
 
 

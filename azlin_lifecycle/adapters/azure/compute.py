@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...config import DEFAULT_ARM_ENDPOINT, AzureSettings
 from ...models import PowerInfo, VMState, VMTarget
-from ...ports import AzureOperationError
+from ...ports import Accepted, AzureOperationError
 from .errors import (
     RETRY_STATUSES,
     backoff_seconds,
@@ -150,14 +150,14 @@ class ArmCompute:
         except HttpResponseError as exc:  # 404 and 400, which call leaves to callers
             raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
 
-    def restart(self, target: VMTarget, timeout: float) -> None:
-        ArmRepairs(self).run(target, "restart", timeout)
+    def restart(self, target: VMTarget, timeout: float, on_accepted: Accepted = None) -> None:
+        ArmRepairs(self).run(target, "restart", timeout, on_accepted)
 
-    def start(self, target: VMTarget, timeout: float) -> None:
-        ArmRepairs(self).run(target, "start", timeout)
+    def start(self, target: VMTarget, timeout: float, on_accepted: Accepted = None) -> None:
+        ArmRepairs(self).run(target, "start", timeout, on_accepted)
 
-    def redeploy(self, target: VMTarget, timeout: float) -> None:
-        ArmRepairs(self).run(target, "redeploy", timeout)
+    def redeploy(self, target: VMTarget, timeout: float, on_accepted: Accepted = None) -> None:
+        ArmRepairs(self).run(target, "redeploy", timeout, on_accepted)
 
     def close(self) -> None:
         with self._lock:

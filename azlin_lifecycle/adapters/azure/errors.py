@@ -64,9 +64,41 @@ def error_code(exc: HttpResponseError) -> str | None:
 
 
 def error_message(exc: BaseException) -> str:
-    """Azure's message without the SDK's multi-line decoration."""
+    """Azure's message in one line, without the SDK's multi-line decoration: its first
+    line, then the first line of each of ``error.details`` that says something more (a
+    409 ``OperationNotAllowed`` puts the actionable sentence there: "... Please deallocate
+    and try again")."""
     err = getattr(exc, "error", None)
     text = getattr(err, "message", None) or getattr(exc, "message", None) or str(exc)
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     lines = [ln for ln in lines if not ln.startswith(("Code:", "Message:"))] or lines
-    return (lines[0] if lines else type(exc).__name__)[:500]
+    line = lines[0] if lines else type(exc).__name__
+    for detail in _details(err):
+        first = next((ln.strip() for ln in detail[1].splitlines() if ln.strip()), "")
+        if first and first not in line:
+            line += f"; {first}"
+    return line[:500]
+
+
+def error_detail(exc: BaseException) -> str | None:
+    """Azure's whole text when it says more than :func:`error_message`'s one line: every
+    line of the message, then each detail as ``code: message``; else None."""
+    err = getattr(exc, "error", None)
+    text = str(getattr(err, "message", None) or getattr(exc, "message", None) or "")
+    lines = [ln.rstrip() for ln in text.strip().splitlines()]
+    lines = [ln for ln in lines if not ln.startswith(("Code:", "Message:"))]
+    details = _details(err)
+    lines += [f"{code}: {message}" if code else message for code, message in details]
+    if len([ln for ln in lines if ln.strip()]) <= 1 and not details:
+        return None
+    return "\n".join(lines)[:8000]
+
+
+def _details(err: Any) -> list[tuple[str, str]]:
+    """(code, message) of each of an ARM error's ``details``."""
+    found = []
+    for item in getattr(err, "details", None) or []:
+        message = getattr(item, "message", None)
+        if message:
+            found.append((str(getattr(item, "code", None) or ""), str(message).strip()))
+    return found

@@ -4,9 +4,12 @@
 adapter's per-subscription ``ComputeManagementClient``, its reader and its retrying
 :meth:`~.compute.ArmCompute.call`. The caller's ``timeout`` bounds the whole action.
 
-Operations are polled every ``polling_interval`` seconds (or sooner when Azure's
-Retry-After says so) by a poller that stops at the deadline and retries 429/5xx status
-polls; the caller stops waiting for it at the deadline in any case. The action's POST is
+Azure's pace is kept: no status poll goes out sooner than the ``Retry-After`` of the
+answer before it — the 202 that accepted the action (the SDK itself polls at once) and
+every poll since; ``polling_interval`` applies only when Azure sends none (or 0). A wait
+that would pass the deadline is not begun: the poller sleeps to the deadline and stops
+there, without a last poll. 429/5xx status polls are retried; the caller stops waiting
+for the poller at the deadline in any case. The action's POST is
 retried only when Azure certainly did not take it (429). After a 5xx, a timeout or a
 dropped connection the VM's instance view is read first: provisioning ``updating`` (or a
 power state in transition) means the POST was accepted, and the repair waits for it by
@@ -20,11 +23,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...models import PowerInfo, VMState, VMTarget
-from ...ports import AzureOperationError
+from ...ports import Accepted, AzureOperationError
 from .errors import (
     RETRY_STATUSES,
     backoff_seconds,
     error_code,
+    error_detail,
     error_message,
     request_timeouts,
     retry_after_seconds,
@@ -43,9 +47,12 @@ class ArmRepairs:
 
     def __init__(self, compute: ArmCompute) -> None:
         self.compute = compute
+        self._on_accepted: Accepted = None
 
-    def run(self, target: VMTarget, action: str, timeout: float) -> None:
-        """Start the long-running ``action`` and wait for it until ``timeout``."""
+    def run(self, target: VMTarget, action: str, timeout: float,
+            on_accepted: Accepted = None) -> None:
+        """Start the long-running ``action`` and wait for it until ``timeout``;
+        ``on_accepted()`` once Azure has taken the request."""
         from azure.core.exceptions import AzureError, HttpResponseError
 
         client = self.compute.client(target.subscription_id)
@@ -61,9 +68,11 @@ class ArmRepairs:
         timed_out = AzureOperationError(
             f"{what} did not finish within {timeout:g} s", "OperationTimedOut"
         )
+        self._on_accepted = on_accepted
         poller = self._post_once(target, what, start, timeout, deadline)
         if poller is None:  # accepted although Azure's answer was lost: waited already
             return
+        self._accepted_now()
         try:
             poller.wait(timeout=max(deadline - time.monotonic(), 0.0))
             if not poller.done():
@@ -73,7 +82,7 @@ class ArmRepairs:
             raise timed_out from None
         except HttpResponseError as exc:
             raise AzureOperationError(
-                f"{what} failed: {error_message(exc)}", error_code(exc)
+                f"{what} failed: {error_message(exc)}", error_code(exc), error_detail(exc)
             ) from None
         except AzureError as exc:
             raise AzureOperationError(f"{what} failed: {error_message(exc)}") from None
@@ -108,7 +117,8 @@ class ArmRepairs:
             except HttpResponseError as exc:
                 status, code = exc.status_code, error_code(exc)
                 if status != 429 and status not in RETRY_STATUSES:
-                    raise AzureOperationError(f"{what}: {error_message(exc)}", code) from None
+                    raise AzureOperationError(f"{what}: {error_message(exc)}", code,
+                                              error_detail(exc)) from None
                 headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
                 asked = retry_after_seconds(headers)
                 reason = f"HTTP {status}"
@@ -116,6 +126,7 @@ class ArmRepairs:
             except (ServiceRequestError, ServiceResponseError) as exc:
                 reason, code, uncertain = error_message(exc), "ServiceUnavailable", True
             if uncertain and self._accepted(target, what, reason, deadline):
+                self._accepted_now()
                 self._wait_by_instance_view(target, what, timeout, deadline)
                 return None
             wait = backoff_seconds(attempt) if asked is None else asked
@@ -125,6 +136,11 @@ class ArmRepairs:
                     f"{timeout:g} s limit", code)
             time.sleep(wait)
             attempt += 1
+
+    def _accepted_now(self) -> None:
+        callback, self._on_accepted = self._on_accepted, None
+        if callback is not None:
+            callback()
 
     def _view(self, target: VMTarget, what: str, deadline: float) -> dict[str, Any]:
         """The VM's instance view during a repair; every failure is AzureOperationError."""
@@ -166,7 +182,10 @@ class ArmRepairs:
                 continue
             failure = provisioning_failure(view)
             if failure is not None:
-                raise AzureOperationError(f"{what} failed: {failure[1]}", failure[0])
+                code, text = failure
+                lines = [ln for ln in text.strip().splitlines() if ln.strip()] or [code]
+                raise AzureOperationError(f"{what} failed: {lines[0].strip()}", code,
+                                          text.strip() if len(lines) > 1 else None)
             return
 
 
@@ -182,16 +201,32 @@ class _LroDeadline(Exception):
 def _deadline_polling(
     interval: float, deadline: float, base_url: str, transport_kwargs: dict[str, Any]
 ) -> Any:
-    """An ARMPolling that never sleeps past ``deadline`` and retries 429/5xx status polls."""
+    """An ARMPolling that keeps Azure's Retry-After, never sleeps past ``deadline`` and
+    retries 429/5xx status polls."""
     from azure.mgmt.core.polling.arm_polling import ARMPolling
 
     class DeadlinePolling(ARMPolling):
-        def _delay(self) -> None:
+        def _asked(self) -> float | None:
+            """The Retry-After of the last answer (the 202, then each poll); 0 is none."""
+            asked = retry_after_seconds(self._pipeline_response.http_response.headers)
+            return asked or None
+
+        def _wait(self, seconds: float) -> None:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if seconds >= left:  # the next poll would come after the deadline
+                self._sleep(max(left, 0.0))
                 raise _LroDeadline("deadline passed")
-            # Retry-After when Azure sends one, never longer than the interval
-            self._sleep(min(self._extract_delay(), interval, left))
+            if seconds > 0:
+                self._sleep(seconds)
+
+        def update_status(self) -> None:
+            if self._pipeline_response is self._initial_response:  # the first poll
+                self._wait(self._asked() or 0.0)  # the SDK alone would poll at once
+            super().update_status()
+
+        def _delay(self) -> None:
+            asked = self._asked()
+            self._wait(interval if asked is None else asked)
 
         def request_status(self, status_link: str) -> Any:
             attempt = 0

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from ...models import PowerInfo, VMState
+from ...models import MaintenanceWindow, PowerInfo, VMState
 
 
 # --------------------------------------------------------------------------- pure mapping
@@ -41,7 +41,28 @@ def power_info_from_view(view: Mapping[str, Any] | None) -> PowerInfo:
         agent_time=_timestamp(agent.get("time")), agent_message=agent.get("message"),
         vm_health=health.split("/", 1)[1].lower() if health.startswith("HealthState/") else None,
         provisioning_time=provisioned_at,
+        maintenance=maintenance_of(view.get("maintenanceRedeployStatus")),
     )
+
+
+def maintenance_of(status: Mapping[str, Any] | None) -> MaintenanceWindow | None:
+    """``maintenanceRedeployStatus`` (present only while planned maintenance that needs a
+    reboot is scheduled) as a MaintenanceWindow."""
+    if not status:
+        return None
+
+    def epoch(key: str) -> float | None:
+        parsed = _timestamp(status.get(key))
+        return None if parsed is None else parsed.timestamp()
+
+    allowed = status.get("isCustomerInitiatedMaintenanceAllowed")
+    result = status.get("lastOperationResultCode")
+    message = status.get("lastOperationMessage")
+    return MaintenanceWindow(
+        start=epoch("maintenanceWindowStartTime"), end=epoch("maintenanceWindowEndTime"),
+        customer_allowed=allowed if isinstance(allowed, bool) else None,
+        last_result=None if result is None else str(result),
+        last_message=None if message is None else str(message))
 
 
 def _time_text(value: Any) -> str | None:

@@ -1,0 +1,93 @@
+"""Resource Health of one VM: ``GET {vmId}/providers/Microsoft.ResourceHealth/
+availabilityStatuses/current`` through :class:`~.compute.ArmCompute`'s ARM pipeline (its
+reader, its token, its retrying :meth:`~.compute.ArmCompute.call`: 429/5xx wait for
+Retry-After within the read timeout), read as plain JSON into
+:class:`~azlin_lifecycle.signals.PlatformHealth`.
+
+The REST spec (Microsoft.ResourceHealth, api-version 2025-05-01) documents
+``availabilityState``, ``context``, ``category``, ``reasonType``, ``title``, ``summary``,
+``occuredTime`` (sic), ``resolutionETA`` and ``recentlyResolved``; the VM annotation's
+name is taken from ``annotationName`` where an answer carries one (the name Resource
+Graph and Event Grid give it), else from a known annotation's name in ``healthEventId``
+or ``healthEventType`` — an assumption, not verified against live Azure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ...models import VMTarget
+from ...ports import AzureOperationError
+from ...signals import ANNOTATIONS, PlatformHealth
+from .errors import error_code, error_message
+
+if TYPE_CHECKING:
+    from .compute import ArmCompute
+
+API_VERSION = "2025-05-01"
+
+
+def availability_path(target: VMTarget) -> str:
+    sub, rg, vm = (quote(v, safe="") for v in (target.subscription_id, target.resource_group,
+                                               target.name))
+    return (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/"
+            f"virtualMachines/{vm}/providers/Microsoft.ResourceHealth/availabilityStatuses/current")
+
+
+def read_platform_health(compute: ArmCompute, target: VMTarget) -> PlatformHealth:
+    """One read of the VM's current availability status; AzureOperationError if Azure
+    answers none (HealthCheckError for the login, as every read)."""
+    from azure.core.exceptions import HttpResponseError
+
+    reader = compute.reader()
+    what = f"Resource Health of {target.name}"
+    path = availability_path(target)
+    try:
+        body = compute.call(what, lambda kw: reader.get(path, {"api-version": API_VERSION}, **kw),
+                            compute.timeout)
+    except HttpResponseError as exc:  # 404 (no such VM, provider not registered), 400
+        raise AzureOperationError(f"{what}: {error_message(exc)}", error_code(exc)) from None
+    return platform_health_from_json(body)
+
+
+def platform_health_from_json(body: Mapping[str, Any]) -> PlatformHealth:
+    """The answer's ``properties`` as PlatformHealth (unknown fields ignored)."""
+    props: Mapping[str, Any] = body.get("properties") or {}
+    resolved = props.get("recentlyResolved") or {}
+    return PlatformHealth(
+        state=_text(props.get("availabilityState")) or "Unknown",
+        context=_text(props.get("context")), category=_text(props.get("category")),
+        reason_type=_text(props.get("reasonType")), annotation=_annotation(props),
+        title=_text(props.get("title")), summary=_text(props.get("summary")),
+        since=_epoch(props.get("occuredTime") or props.get("occurredTime")),
+        resolution_eta=_epoch(props.get("resolutionETA")),
+        resolved_at=_epoch(resolved.get("resolvedTime")) if isinstance(resolved, Mapping)
+        else None)
+
+
+def _annotation(props: Mapping[str, Any]) -> str | None:
+    named = _text(props.get("annotationName"))
+    if named:
+        return named
+    for key in ("healthEventId", "healthEventType"):
+        value = _text(props.get(key))
+        if value in ANNOTATIONS:
+            return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
