@@ -9,6 +9,7 @@ import click
 from ..config import (
     VALID_HOOK_TYPES,
     VALID_RESTART_POLICIES,
+    LifecycleConfig,
     MonitoringConfig,
     check_vm_name,
     vm_from_dict,
@@ -29,6 +30,7 @@ OPTION_FIELDS = {
     "ssh_user": "ssh_user",
     "ssh_key": "ssh_key",
     "dry_run": "dry_run",
+    "bastion": "bastion",
 }
 
 DEFAULT = MonitoringConfig()  # the help's defaults come from the config's own table
@@ -68,6 +70,10 @@ def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--ssh-user", help="SSH user (default: the VM's admin user from Azure).")
 @click.option("--ssh-key", help="SSH private key (default: the first of ~/.ssh/azlin_key, "
               "id_ed25519_azlin, id_ed25519, id_rsa).")
+@click.option("--bastion", metavar="NAME|ID",
+              help="The Azure Bastion to reach a private VM through: a name in the VM's "
+              "resource group, or a resource ID (default: [azure] bastion, else the resource "
+              "group's Bastion in the VM's region, as azlin finds it).")
 @click.option("--dry-run/--no-dry-run", default=None, help="Observe only: log 'would restart'.")
 @click.option("--hook", "hooks", multiple=True, metavar="TYPE=TARGET",
               help=f"Set a hook ({', '.join(VALID_HOOK_TYPES)}); repeatable.")
@@ -146,11 +152,13 @@ def _vm_json(vm: MonitoringConfig) -> dict[str, Any]:
 @pass_app
 def show(app: AppContext, vm: str, as_json: bool) -> None:
     """Show the monitoring settings of VM."""
-    status = app.manager().get_monitoring_status(vm)
+    manager = app.manager()
+    status = manager.get_monitoring_status(vm)
     cfg = status.config
     if as_json:
         echo_json({"vm_name": vm, **_vm_json(cfg)})
         return
+    group, subscription = _in_force(manager.load(), vm)
     echo_fields(
         [
             ("vm", vm),
@@ -159,8 +167,8 @@ def show(app: AppContext, vm: str, as_json: bool) -> None:
             ("restart_policy", cfg.restart_policy.value),
             ("ssh_failure_threshold", cfg.ssh_failure_threshold),
             ("dry_run", "yes" if cfg.dry_run else "no"),
-            ("resource_group", cfg.resource_group or "(default)"),
-            ("subscription_id", cfg.subscription_id or "(default)"),
+            ("resource_group", cfg.resource_group or group),
+            ("subscription_id", cfg.subscription_id or subscription),
             ("ssh_host", cfg.ssh_host or RESOLVED),
             ("ssh_port", cfg.ssh_port),
             ("ssh_user", cfg.ssh_user or RESOLVED),
@@ -170,6 +178,19 @@ def show(app: AppContext, vm: str, as_json: bool) -> None:
         ]
         + [(f"hook {k}", v) for k, v in sorted(cfg.hooks.items())]
     )
+
+
+def _in_force(config: LifecycleConfig, vm: str) -> tuple[str, str]:
+    """The resource group and subscription a VM that sets neither is checked in, and where
+    each comes from ([azure], azlin's context, the Azure CLI's default), or why none is."""
+    from ..targets import resolve_target  # reads azlin's files: only for show
+
+    try:
+        target = resolve_target(config, vm)
+    except LifecycleConfigError as exc:
+        return (f"(none: {exc})",) * 2
+    return (f"{target.resource_group} (from {target.resource_group_from})",
+            f"{target.subscription_id} (from {target.subscription_from})")
 
 
 def check_vm_configured(app: AppContext, vm: str) -> MonitoringConfig:

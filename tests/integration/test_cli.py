@@ -148,3 +148,26 @@ def test_enable_help_and_show_follow_the_config_table() -> None:
                    f"on-failure restarts (default {default.ssh_failure_threshold})",
                    f"SSH port (default {default.ssh_port})"):
         assert phrase in help_text, phrase
+
+
+def test_show_says_which_group_and_subscription_are_in_force_and_where_they_come_from(
+        isolated_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path / "no-azure-cli"))  # no CLI default
+    runner = CliRunner()
+    assert runner.invoke(cli, ["enable", "vm1", "--bastion", "azlin-bastion-westus2"]).exit_code == 0
+    shown = runner.invoke(cli, ["show", "vm1"]).output
+    assert "bastion" in shown and "azlin-bastion-westus2" in shown
+    assert "resource_group" in shown and "(none: VM 'vm1' has no Azure subscription" in shown
+    (isolated_dirs / "contexts").mkdir(parents=True)
+    (isolated_dirs / "contexts" / "prod.toml").write_text(
+        'subscription_id = "11111111-2222-3333-4444-555555555555"\nresource_group = "rg-prod"\n')
+    (isolated_dirs / "active-context").write_text("prod\n")
+    lines = dict(line.split(None, 1) for line in
+                 runner.invoke(cli, ["show", "vm1"]).output.splitlines() if " " in line)
+    assert lines["resource_group"].startswith("rg-prod (from azlin context prod")
+    assert lines["subscription_id"].startswith(
+        "11111111-2222-3333-4444-555555555555 (from azlin context prod")
+    runner.invoke(cli, ["enable", "vm1", "--resource-group", "rg-mine"])
+    lines = dict(line.split(None, 1) for line in
+                 runner.invoke(cli, ["show", "vm1"]).output.splitlines() if " " in line)
+    assert lines["resource_group"] == "rg-mine"  # set for the VM: shown as it is
