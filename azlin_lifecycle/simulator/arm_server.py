@@ -11,10 +11,11 @@ import logging
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from .arm_api import ArmApi
+from .tls import HttpsServer
 
 log = logging.getLogger(__name__)
 IDLE_TIMEOUT = 120.0
@@ -53,10 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("simulator arm: " + format, *args)
 
 
-class ArmHttpsServer(ThreadingHTTPServer):
-    daemon_threads = True
+class ArmHttpsServer(HttpsServer):
     request_queue_size = 512
-    allow_reuse_address = True
 
     def __init__(self, api: ArmApi, context: ssl.SSLContext) -> None:
         self.api = api
@@ -69,19 +68,10 @@ class ArmHttpsServer(ThreadingHTTPServer):
         self._thread: threading.Thread | None = None
 
     def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        tls, addr = super().get_request()
         with self._conns_lock:
             self._conns.add(tls)
         return tls, addr
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        try:
-            request.settimeout(10)
-            request.do_handshake()
-        except (OSError, ssl.SSLError):
-            return
-        super().finish_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self._conns_lock:

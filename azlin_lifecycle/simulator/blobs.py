@@ -20,9 +20,11 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
+
+from .tls import HttpsServer
 
 Content = Callable[[str, str], "bytes | None"]  # (vm, "serial" | "screenshot") -> the blob
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -98,9 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the request line carries the SAS token: never logged
 
 
-class BlobServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class BlobServer(HttpsServer):
 
     def __init__(self, context: ssl.SSLContext, content: Content,
                  hangs: Callable[[str], bool]) -> None:
@@ -124,19 +124,6 @@ class BlobServer(ThreadingHTTPServer):
         expiry = dt.datetime.fromtimestamp(until, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return (f"https://127.0.0.1:{self.port}{path}?sv=2021-08-06&se={quote(expiry)}&sr=b"
                 f"&sp=r&sig={quote(sig, safe='')}")
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        return self.context.wrap_socket(sock, server_side=True,
-                                        do_handshake_on_connect=False), addr
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        try:
-            request.settimeout(10)
-            request.do_handshake()
-        except (OSError, ssl.SSLError):
-            return
-        super().finish_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass

@@ -6,7 +6,9 @@ import datetime as dt
 import ipaddress
 import ssl
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from ..fsio import atomic_write
 
@@ -80,3 +82,25 @@ def make_tls(directory: Path) -> ServerTls:
     atomic_write(tls.key_path, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                  serialization.NoEncryption()))
     return tls
+
+
+class HttpsServer(ThreadingHTTPServer):
+    """A threading HTTPS server on 127.0.0.1 whose TLS handshake happens on the request's
+    own thread, within 10 s, so one silent client never stalls the accept loop."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    context: ssl.SSLContext
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = self.socket.accept()
+        return self.context.wrap_socket(sock, server_side=True,
+                                        do_handshake_on_connect=False), addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            request.settimeout(10)
+            request.do_handshake()
+        except (OSError, ssl.SSLError):
+            return
+        super().finish_request(request, client_address)

@@ -14,7 +14,6 @@ or ``healthEventType`` — an assumption, not verified against live Azure.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from ...models import VMTarget
 from ...ports import AzureOperationError
 from ...signals import ANNOTATIONS, PlatformHealth
 from .errors import error_code, error_message
+from .views import parse_time
 
 if TYPE_CHECKING:
     from .compute import ArmCompute
@@ -84,10 +84,5 @@ def _text(value: Any) -> str | None:
 
 
 def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+    parsed = parse_time(value)
+    return None if parsed is None else parsed.timestamp()

@@ -38,7 +38,7 @@ def power_info_from_view(view: Mapping[str, Any] | None) -> PowerInfo:
     health = ((view.get("vmHealth") or {}).get("status") or {}).get("code") or ""
     return PowerInfo(
         VMState.from_power_code(power), provisioning, agent.get("displayStatus"),
-        agent_time=_timestamp(agent.get("time")), agent_message=agent.get("message"),
+        agent_time=parse_time(agent.get("time")), agent_message=agent.get("message"),
         vm_health=health.split("/", 1)[1].lower() if health.startswith("HealthState/") else None,
         provisioning_time=provisioned_at,
         maintenance=maintenance_of(view.get("maintenanceRedeployStatus")),
@@ -52,7 +52,7 @@ def maintenance_of(status: Mapping[str, Any] | None) -> MaintenanceWindow | None
         return None
 
     def epoch(key: str) -> float | None:
-        parsed = _timestamp(status.get(key))
+        parsed = parse_time(status.get(key))
         return None if parsed is None else parsed.timestamp()
 
     allowed = status.get("isCustomerInitiatedMaintenanceAllowed")
@@ -68,11 +68,11 @@ def maintenance_of(status: Mapping[str, Any] | None) -> MaintenanceWindow | None
 def _time_text(value: Any) -> str | None:
     """A status's ``time`` as ISO 8601 text, to the microsecond, the same from JSON and
     from an SDK model (which holds a datetime; Azure writes seven fractional digits)."""
-    parsed = _timestamp(value)
+    parsed = parse_time(value)
     return None if parsed is None else parsed.isoformat()
 
 
-def _timestamp(value: Any) -> dt.datetime | None:
+def parse_time(value: Any) -> dt.datetime | None:
     """An ISO 8601 time from JSON (an SDK model already holds a datetime)."""
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
