@@ -78,9 +78,6 @@ class ArmHttpsServer(HttpsServer):
             self._conns.discard(request)
         super().shutdown_request(request)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("simulator arm: connection from %s ended with an error", client_address)
-
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="sim-arm", daemon=True)

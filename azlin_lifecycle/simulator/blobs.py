@@ -125,9 +125,6 @@ class BlobServer(HttpsServer):
         return (f"https://127.0.0.1:{self.port}{path}?sv=2021-08-06&se={quote(expiry)}&sr=b"
                 f"&sp=r&sig={quote(sig, safe='')}")
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="sim-blobs", daemon=True)

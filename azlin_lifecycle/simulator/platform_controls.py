@@ -17,14 +17,16 @@ if TYPE_CHECKING:
 
 
 class PlatformControls:
+    """Mixed into :class:`~.fleet.SimulatedFleet`, which provides ``state``, ``_vm`` and
+    ``_blobs`` (declared here for the type checker only)."""
+
     _blobs: BlobServer | None
 
-    @property
-    def state(self) -> FleetState:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        @property
+        def state(self) -> FleetState: ...
 
-    def _vm(self, name: str) -> SimVM:
-        raise NotImplementedError
+        def _vm(self, name: str) -> SimVM: ...
 
     def _blob(self, name: str, kind: str) -> bytes | None:
         from .signals_api import screenshot, serial_log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import ssl
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..fsio import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,3 +107,9 @@ class HttpsServer(ThreadingHTTPServer):
         except (OSError, ssl.SSLError):
             return
         super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (a test, a killed probe): noted, not a
+        traceback on stderr."""
+        log.debug("%s: connection from %s ended with an error", type(self).__name__,
+                  client_address, exc_info=True)
