@@ -17,6 +17,7 @@ from azlin_lifecycle.simulator import POWER_STATES, SimulatedFleet, SshMode
 from azlin_lifecycle.state import StateStore
 from azlin_lifecycle.wiring import monitor_for
 from tests.support.fakes import RecordingHooks
+from tests.support.simulated import reset_vms
 from tests.support.waiting import wait_for
 
 
@@ -32,12 +33,7 @@ def _env(fleet: SimulatedFleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     for key, value in fleet.env().items():
         monkeypatch.setenv(key, value)
     yield
-    for vm in fleet.vm_names:
-        fleet.clear_operation_faults(vm)
-        fleet.set_ssh_mode(vm, SshMode.UP)
-        fleet.set_guest(vm)  # the agent follows the guest again
-        if fleet.power_state(vm) != "running":
-            fleet.set_power_state(vm, "running")
+    reset_vms(fleet)
 
 
 def parts(fleet: SimulatedFleet, tmp_path: Path, policy: str = "on-failure",

@@ -25,6 +25,7 @@ from azlin_lifecycle.state import StateStore
 from azlin_lifecycle.wiring import build_signals, monitor_for
 from tests.support.fakes import RecordingHooks
 from tests.support.inprocess import running_daemon
+from tests.support.simulated import reset_vms
 from tests.support.waiting import wait_for
 
 TRACE = "INFO: task jbd2/sda1-8:245 blocked for more than 120 seconds."
@@ -42,13 +43,7 @@ def _env(fleet: SimulatedFleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     for key, value in fleet.env().items():
         monkeypatch.setenv(key, value)
     yield
-    for vm in fleet.vm_names:
-        fleet.reset_platform(vm)
-        fleet.clear_operation_faults(vm)
-        fleet.set_ssh_mode(vm, SshMode.UP)
-        fleet.set_guest(vm)
-        if fleet.power_state(vm) != "running":
-            fleet.set_power_state(vm, "running")
+    reset_vms(fleet)
 
 
 def parts(fleet: SimulatedFleet, config_dir: Path, policy: str = "always",

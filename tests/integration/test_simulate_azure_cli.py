@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,29 +20,15 @@ from azlin_lifecycle.models import VMTarget
 from azlin_lifecycle.ports import AzureOperationError
 from azlin_lifecycle.signals import Cause
 from azlin_lifecycle.simulator import SimulatorClient
-
-RUN = [sys.executable, "-c",
-       "from azlin_lifecycle.cli.simulate_cmds import simulate_group; simulate_group()"]
+from tests.support.simulated import simulate_run
 
 
 @pytest.fixture(scope="module")
 def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("simazure")
-    proc = subprocess.Popen([*RUN, "run", "--vms", "2", "--dir", str(directory),
-                             "--boot-seconds", "0.5", "--operation-seconds", "0.2",
-                             "--recorded-pace"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not (directory / "simulator.json").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "simulator did not start"
-            time.sleep(0.05)
+    with simulate_run(directory, "--vms", "2", "--boot-seconds", "0.5",
+                      "--operation-seconds", "0.2", "--recorded-pace"):
         yield directory
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
 
 
 def invoke(*args: str) -> str:

@@ -4,11 +4,7 @@ SimulatorClient from this process."""
 from __future__ import annotations
 
 import json
-import signal
 import socket
-import subprocess
-import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,30 +16,17 @@ from azlin_lifecycle.cli.simulate_cmds import simulate_group
 from azlin_lifecycle.config import parse_toml
 from azlin_lifecycle.errors import SimulatorError
 from azlin_lifecycle.simulator import SimulatorClient
-
-RUN = [sys.executable, "-c",
-       "from azlin_lifecycle.cli.simulate_cmds import simulate_group; simulate_group()"]
+from tests.support.simulated import simulate_run
 
 
 @pytest.fixture(scope="module")
 def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("simcli")
-    proc = subprocess.Popen([*RUN, "run", "--vms", "4", "--dir", str(directory),
-                             "--boot-seconds", "0.5", "--operation-seconds", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not (directory / "simulator.json").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "simulator did not start"
-            time.sleep(0.05)
+    with simulate_run(directory, "--vms", "4", "--boot-seconds", "0.5",
+                      "--operation-seconds", "0.2") as output:
         yield directory
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        assert "Simulating 4 VMs in resource group rg-sim" in out
-        assert not (directory / "simulator.json").exists()
+    assert "Simulating 4 VMs in resource group rg-sim" in output[0]
+    assert not (directory / "simulator.json").exists()
 
 
 def invoke(*args: str) -> str:

@@ -224,3 +224,21 @@ class FakeLeaseStore:
 
     def close(self) -> None:
         pass
+
+
+class FakeClock:
+    """The simulator's clock, driven by hand: ``advance(s)`` runs what came due."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pending: list[tuple[float, Callable[[], None]]] = []
+
+    def call_later(self, delay: float, func: Callable[[], None]) -> None:
+        self.pending.append((self.now + delay, func))
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        due = sorted((p for p in self.pending if p[0] <= self.now), key=lambda p: p[0])
+        self.pending = [p for p in self.pending if p[0] > self.now]
+        for _, func in due:
+            func()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from azlin_lifecycle.signals import Capture, Cause
 from azlin_lifecycle.simulator import signals_api
 from azlin_lifecycle.simulator.state import FleetState, SshMode
 from azlin_lifecycle.state import StateStore
-from tests.support.fakes import FakeCompute, FakeSignals, RecordingHooks
+from tests.support.fakes import FakeClock, FakeCompute, FakeSignals, RecordingHooks
 
 T0 = 1_796_000_000.0
 
@@ -86,20 +85,6 @@ def test_a_webhook_gets_the_serial_logs_last_lines_within_4_kb(tmp_path: Path) -
 
 
 # ------------------------------------------------------------------ the stand-in
-class FakeClock:
-    def __init__(self) -> None:
-        self.pending: list[tuple[float, Callable[[], None]]] = []
-        self.now = 0.0
-
-    def call_later(self, delay: float, func: Callable[[], None]) -> None:
-        self.pending.append((self.now + delay, func))
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        due = sorted((p for p in self.pending if p[0] <= self.now), key=lambda p: p[0])
-        self.pending = [p for p in self.pending if p[0] > self.now]
-        for _, func in due:
-            func()
 
 
 @pytest.fixture

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import pytest
 
 from azlin_lifecycle.simulator.arm_api import ArmApi
 from azlin_lifecycle.simulator.state import ArmError, FleetState, SimVM, SshMode
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.pending: list[tuple[float, Callable[[], None]]] = []
-
-    def call_later(self, delay: float, func: Callable[[], None]) -> None:
-        self.pending.append((self.now + delay, func))
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        due = sorted((p for p in self.pending if p[0] <= self.now), key=lambda p: p[0])
-        self.pending = [p for p in self.pending if p[0] > self.now]
-        for _, func in due:
-            func()
+from tests.support.fakes import FakeClock
 
 
 @pytest.fixture
