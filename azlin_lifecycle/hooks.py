@@ -397,5 +397,6 @@ def _kind_of(target: str) -> HookKind:
 
 
 def _redact(target: str) -> str:
-    """A webhook URL without its query string (which often carries a token)."""
-    return target.split("?", 1)[0] + ("?…" if "?" in target else "")
+    """A hook target as logs and messages show it: a script's path as it is, a webhook
+    only by its host (:func:`~.adapters.webhook.redacted`)."""
+    return webhook.redacted(target) if _kind_of(target) == "webhook" else target

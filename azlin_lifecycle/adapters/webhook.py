@@ -81,6 +81,17 @@ def _describe(exc: BaseException) -> tuple[str, bool]:
     return f"request failed: {reason}", True
 
 
+def redacted(url: str) -> str:
+    """A webhook URL as it may be shown: scheme and host only. Its user:password, path and
+    query are dropped, since services put the credential there (Slack's and Teams'
+    ``/services/T…/B…/SECRET`` path, a ``?token=`` query, ``user:pass@``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.username) else ""
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
 def post_json(
     url: str,
     payload: Mapping[str, Any],
@@ -93,8 +104,8 @@ def post_json(
     started = time.monotonic()
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        return WebhookResult(False, None, 0, f"refused {url!r}: only https:// URLs are allowed",
-                             0.0)
+        return WebhookResult(False, None, 0, f"refused {redacted(url)}: only https:// URLs "
+                             "are allowed", 0.0)
     body = json.dumps(payload, default=str).encode("utf-8")
     try:
         opener = _opener(ca_bundle)

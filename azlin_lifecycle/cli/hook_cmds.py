@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import click
@@ -9,7 +10,7 @@ import click
 from ..config import VALID_HOOK_TYPES
 from ..errors import HookExecutionError
 from .context import AppContext, pass_app
-from .output import echo_fields, echo_json
+from .output import echo_fields, echo_json, shown_target
 
 HOOK_TYPE = click.Choice(VALID_HOOK_TYPES)
 SHOW_CHARS = 2000
@@ -45,7 +46,7 @@ def set_hook(app: AppContext, vm: str, hook_type: str, target: str, no_check: bo
 
         validate_hook_script(target)
     app.manager().set_hook(vm, hook_type, target)
-    click.echo(f"{vm}: {hook_type} -> {target}")
+    click.echo(f"{vm}: {hook_type} -> {shown_target(target)}")
 
 
 @hook_group.command(name="clear")
@@ -86,12 +87,12 @@ def test_hook(app: AppContext, vm: str, hook_type: str, as_json: bool) -> None:
     finally:
         hook_log.setLevel(level)
     if as_json:
-        echo_json(result)
+        echo_json(dataclasses.replace(result, target=shown_target(result.target or "")))
     else:
         code = (f"HTTP {result.http_status}" if result.kind == "webhook"
                 else result.exit_code)
         echo_fields([
-            ("hook", f"{vm} {hook_type} -> {result.target}"),
+            ("hook", f"{vm} {hook_type} -> {shown_target(result.target or '')}"),
             ("success", "yes" if result.success else "no"),
             ("status" if result.kind == "webhook" else "exit code", code),
             ("duration", f"{result.duration_seconds:.2f}s"),

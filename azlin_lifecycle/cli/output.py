@@ -55,6 +55,16 @@ def echo_fields(pairs: Sequence[tuple[str, Any]]) -> None:
         click.echo(f"{key.ljust(width)}  {'-' if value is None else value}")
 
 
+def shown_target(target: str) -> str:
+    """A hook target as the CLI prints it: a webhook only by its host (its path and query
+    may carry a credential; the config file has it whole), a script as it is."""
+    if not target.startswith("https://"):
+        return target
+    from ..adapters.webhook import redacted  # only when there is one to show
+
+    return redacted(target)
+
+
 def ago(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
     if when is None:
         return "never"

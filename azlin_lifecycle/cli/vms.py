@@ -17,7 +17,7 @@ from ..config import (
 )
 from ..errors import LifecycleConfigError
 from .context import AppContext, pass_app
-from .output import echo_fields, echo_json, echo_table
+from .output import echo_fields, echo_json, echo_table, shown_target
 
 OPTION_FIELDS = {
     "interval": "check_interval_seconds",
@@ -176,7 +176,7 @@ def show(app: AppContext, vm: str, as_json: bool) -> None:
             ("bastion", cfg.bastion or "(the [azure] one, else the resource group's in the "
                                        "VM's region)"),
         ]
-        + [(f"hook {k}", v) for k, v in sorted(cfg.hooks.items())]
+        + [(f"hook {k}", shown_target(v)) for k, v in sorted(cfg.hooks.items())]
     )
 
 

@@ -171,3 +171,20 @@ def test_show_says_which_group_and_subscription_are_in_force_and_where_they_come
     lines = dict(line.split(None, 1) for line in
                  runner.invoke(cli, ["show", "vm1"]).output.splitlines() if " " in line)
     assert lines["resource_group"] == "rg-mine"  # set for the VM: shown as it is
+
+
+def test_a_webhooks_credential_is_never_printed(isolated_dirs: Path) -> None:
+    """Slack- and Teams-style webhooks carry the credential in the path: show and hook set
+    print the host only; the config file (and show --json, its machine-readable copy)
+    keeps the URL whole."""
+    secret = "XXXXsecretXXXX"
+    url = f"https://hooks.slack.com/services/T0001/B0002/{secret}?token=t0k"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["enable", "vm1", "--hook", f"on_failure={url}"]).exit_code == 0
+    shown = runner.invoke(cli, ["show", "vm1"]).output
+    assert "https://hooks.slack.com/…" in shown
+    said = runner.invoke(cli, ["hook", "set", "vm1", "on_healthy", url]).output
+    assert said == "vm1: on_healthy -> https://hooks.slack.com/…\n"
+    for text in (shown, said):
+        assert secret not in text and "t0k" not in text, text
+    assert url in (isolated_dirs / "lifecycle-config.toml").read_text()

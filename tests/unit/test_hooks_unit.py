@@ -94,8 +94,14 @@ def test_a_broken_lookup_is_a_failed_result_not_an_exception() -> None:
 
 
 def test_webhook_urls_are_redacted_in_messages() -> None:
-    assert _redact("https://h/x?token=s") == "https://h/x?…"
-    assert _redact("https://h/x") == "https://h/x"
+    assert _redact("https://h/x?token=s") == "https://h/…"
+    assert _redact("https://h/x") == "https://h/…"
+    assert _redact("https://h") == "https://h"
+    assert _redact("https://h:8443/") == "https://h:8443"
+    slack = "https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX"
+    assert _redact(slack) == "https://hooks.slack.com/…"
+    assert _redact("https://user:pass@h/x") == "https://h/…"
+    assert _redact("/home/me/bin/page-me") == "/home/me/bin/page-me"  # a script: its path
 
 
 def test_duration_alias() -> None:
