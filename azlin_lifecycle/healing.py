@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from . import postmortem
 from .component import ConfiguredComponent
@@ -56,6 +57,7 @@ from .targets import resolve_target
 __all__ = ["RestartResult", "SelfHealer", "SelfHealingError"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class SelfHealer(ConfiguredComponent):
@@ -133,20 +135,20 @@ class SelfHealer(ConfiguredComponent):
             decision = dataclasses.replace(decision, mark=AzureMark(failure.state))
         return decision
 
-    def _guest_view(self, vm_name: str) -> tuple[PowerInfo | None, str | None]:
-        """Azure's instance view of the VM now (one GET), or why it could not be read."""
+    def _ask(self, vm_name: str, read: Callable[[VMTarget], T]) -> tuple[T | None, str | None]:
+        """One read of Azure about the VM now (its instance view, its Resource Health), or
+        why it could not be read (Azure, the login, or a VM no longer configured)."""
         try:
-            return self.compute.instance_view(resolve_target(self.config, vm_name)), None
-        except (AzureOperationError, HealthCheckError) as exc:
+            return read(resolve_target(self.config, vm_name)), None
+        except (AzureOperationError, HealthCheckError, LifecycleConfigError) as exc:
             return None, str(exc)
 
+    def _guest_view(self, vm_name: str) -> tuple[PowerInfo | None, str | None]:
+        return self._ask(vm_name, self.compute.instance_view)
+
     def _platform_health(self, vm_name: str) -> tuple[PlatformHealth | None, str | None]:
-        """Resource Health of the VM now (one GET), or why it could not be read."""
         assert self.signals is not None
-        try:
-            return self.signals.platform_health(resolve_target(self.config, vm_name)), None
-        except (AzureOperationError, HealthCheckError) as exc:
-            return None, str(exc)
+        return self._ask(vm_name, self.signals.platform_health)
 
     def needs_fleet(self, failure: HealthFailure) -> bool:
         """Could this failure lead to a repair (so its decision waits for the fleet view:
@@ -217,10 +219,7 @@ class SelfHealer(ConfiguredComponent):
     def settle(self, record: RepairRecord) -> Settlement:
         """Ask Azure whether an interrupted repair's request ever reached it, and record
         the answer (not sent: no budget spent, grace lifted). One instance view."""
-        try:
-            view, error = self.compute.instance_view(resolve_target(self.config, record.vm)), None
-        except (AzureOperationError, HealthCheckError, LifecycleConfigError) as exc:
-            view, error = None, str(exc)
+        view, error = self._guest_view(record.vm)
         settlement = settle(record, view, error)
         try:
             self.ledger.settle_interrupted(record.id, sent=settlement.sent is not False,
@@ -228,7 +227,6 @@ class SelfHealer(ConfiguredComponent):
                                           now=self._clock())
         except NotLeader as exc:  # lost the lease meantime: the next leader settles it
             settlement = Settlement(None, f"not settled: {exc}; the next leader settles it")
-
         log_event(log, Event.REPAIR_SETTLED, f"{record.vm}: {record.action.value} of "
                   f"{record.started_at:%H:%M:%S} UTC was interrupted; {settlement.words}",
                   vm=record.vm, level=logging.WARNING, action=record.action,

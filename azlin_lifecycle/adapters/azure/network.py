@@ -51,6 +51,7 @@ from ...models import BastionEndpoint, SshFault, SshRoute, VMTarget
 from ...ports import AzureOperationError
 from ..bastion import discovery
 from .reads import list_path
+from .views import props_of, text_of
 
 # A stable Microsoft.Network API version (the Network spec's stable/2024-05-01, whose
 # NetworkInterfaceGet / PublicIpAddressGet examples the stand-in's shapes follow). The
@@ -73,18 +74,9 @@ class JsonReader(Protocol):
 
 
 # --------------------------------------------------------------------------- pure JSON walking
-def _props(obj: Any) -> Mapping[str, Any]:
-    props = obj.get("properties") if isinstance(obj, Mapping) else None
-    return props if isinstance(props, Mapping) else {}
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
 def arm_id(value: Any) -> str | None:
     """``value`` if it is an ARM resource ID (a path under /subscriptions/), else None."""
-    text = _text(value)
+    text = text_of(value)
     if text is None or not text.lower().startswith("/subscriptions/") or any(
             c in text for c in "?#\\ "):
         return None
@@ -94,17 +86,17 @@ def arm_id(value: Any) -> str | None:
 def _primary(items: Any) -> Mapping[str, Any] | None:
     """The entry with ``properties.primary`` true, else the first (Azure's own rule)."""
     entries = [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
-    return next((i for i in entries if _props(i).get("primary") is True),
+    return next((i for i in entries if props_of(i).get("primary") is True),
                 entries[0] if entries else None)
 
 
 def admin_user(vm: Mapping[str, Any]) -> str | None:
-    os_profile = _props(vm).get("osProfile")
-    return _text(os_profile.get("adminUsername")) if isinstance(os_profile, Mapping) else None
+    os_profile = props_of(vm).get("osProfile")
+    return text_of(os_profile.get("adminUsername")) if isinstance(os_profile, Mapping) else None
 
 
 def primary_nic_id(vm: Mapping[str, Any]) -> str | None:
-    network = _props(vm).get("networkProfile")
+    network = props_of(vm).get("networkProfile")
     nics = network.get("networkInterfaces") if isinstance(network, Mapping) else None
     nic = _primary(nics)
     return None if nic is None else arm_id(nic.get("id"))
@@ -112,16 +104,15 @@ def primary_nic_id(vm: Mapping[str, Any]) -> str | None:
 
 def nic_addresses(nic: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(private IP, public IP resource ID) of the NIC's primary IP configuration."""
-    config = _primary(_props(nic).get("ipConfigurations"))
-    props = _props(config)
+    config = _primary(props_of(nic).get("ipConfigurations"))
+    props = props_of(config)
     public = props.get("publicIPAddress")
     public_id = arm_id(public.get("id")) if isinstance(public, Mapping) else None
-    return _text(props.get("privateIPAddress")), public_id
+    return text_of(props.get("privateIPAddress")), public_id
 
 
 def public_ip_address(public_ip: Mapping[str, Any]) -> str | None:
-    return _text(_props(public_ip).get("ipAddress"))
-
+    return text_of(props_of(public_ip).get("ipAddress"))
 
 
 def find_key(candidates: Sequence[Path]) -> Path | None:
@@ -137,7 +128,6 @@ def accepts_tcp(host: str, port: int, timeout: float) -> bool:
             return True
     except OSError:
         return False
-
 
 
 # --------------------------------------------------------------------------- the address book

@@ -22,7 +22,7 @@ from ...models import VMTarget
 from ...ports import AzureOperationError
 from ...signals import ANNOTATIONS, PlatformHealth
 from .errors import error_code, error_message
-from .views import parse_time
+from .views import parse_time, props_of, text_of
 
 if TYPE_CHECKING:
     from .compute import ArmCompute
@@ -55,13 +55,13 @@ def read_platform_health(compute: ArmCompute, target: VMTarget) -> PlatformHealt
 
 def platform_health_from_json(body: Mapping[str, Any]) -> PlatformHealth:
     """The answer's ``properties`` as PlatformHealth (unknown fields ignored)."""
-    props: Mapping[str, Any] = body.get("properties") or {}
+    props = props_of(body)
     resolved = props.get("recentlyResolved") or {}
     return PlatformHealth(
-        state=_text(props.get("availabilityState")) or "Unknown",
-        context=_text(props.get("context")), category=_text(props.get("category")),
-        reason_type=_text(props.get("reasonType")), annotation=_annotation(props),
-        title=_text(props.get("title")), summary=_text(props.get("summary")),
+        state=text_of(props.get("availabilityState")) or "Unknown",
+        context=text_of(props.get("context")), category=text_of(props.get("category")),
+        reason_type=text_of(props.get("reasonType")), annotation=_annotation(props),
+        title=text_of(props.get("title")), summary=text_of(props.get("summary")),
         since=_epoch(props.get("occuredTime") or props.get("occurredTime")),
         resolution_eta=_epoch(props.get("resolutionETA")),
         resolved_at=_epoch(resolved.get("resolvedTime")) if isinstance(resolved, Mapping)
@@ -69,18 +69,15 @@ def platform_health_from_json(body: Mapping[str, Any]) -> PlatformHealth:
 
 
 def _annotation(props: Mapping[str, Any]) -> str | None:
-    named = _text(props.get("annotationName"))
+    named = text_of(props.get("annotationName"))
     if named:
         return named
     for key in ("healthEventId", "healthEventType"):
-        value = _text(props.get(key))
+        value = text_of(props.get(key))
         if value in ANNOTATIONS:
             return value
     return None
 
-
-def _text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
 
 
 def _epoch(value: Any) -> float | None:

@@ -101,6 +101,17 @@ def provisioning_failure(view: Mapping[str, Any] | None) -> tuple[str, str] | No
     return None
 
 
+def props_of(obj: Any) -> Mapping[str, Any]:
+    """An ARM object's ``properties`` ({} when it has none, or is not an object)."""
+    props = obj.get("properties") if isinstance(obj, Mapping) else None
+    return props if isinstance(props, Mapping) else {}
+
+
+def text_of(value: Any) -> str | None:
+    """A JSON string with something in it, trimmed; else None."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def resource_group_of(resource_id: str | None) -> str | None:
     """``RG`` from ``/subscriptions/S/resourceGroups/RG/providers/...``."""
     parts = (resource_id or "").split("/")

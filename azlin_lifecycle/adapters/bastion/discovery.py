@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ...models import BastionEndpoint
+from ..azure.views import props_of, resource_group_of, text_of
 
 TUNNEL_SKUS = frozenset({"Standard", "Premium"})
 DEVELOPER_SKUS = frozenset({"Developer", "QuickConnect"})
@@ -47,12 +48,7 @@ class BastionHost:
 
     @property
     def resource_group(self) -> str | None:
-        parts = self.resource_id.split("/")
-        lowered = [p.lower() for p in parts]
-        if "resourcegroups" in lowered:
-            index = lowered.index("resourcegroups") + 1
-            return parts[index] if index < len(parts) else None
-        return None
+        return resource_group_of(self.resource_id)
 
 
 def normalize_location(value: Any) -> str:
@@ -67,15 +63,13 @@ def bastion_host(obj: Any) -> BastionHost | None:
     name, rid = obj.get("name"), obj.get("id")
     if not isinstance(name, str) or not isinstance(rid, str) or not name or not rid:
         return None
-    props = obj.get("properties")
-    props = props if isinstance(props, Mapping) else {}
+    props = props_of(obj)
     sku = obj.get("sku")
     sku_name = sku.get("name") if isinstance(sku, Mapping) else None
-    dns = props.get("dnsName")
     return BastionHost(
         name=name, resource_id=rid, location=normalize_location(obj.get("location")),
         sku=sku_name if isinstance(sku_name, str) else "Basic",  # Basic when none is given
-        dns_name=dns.strip() if isinstance(dns, str) and dns.strip() else None,
+        dns_name=text_of(props.get("dnsName")),
         tunneling=props.get("enableTunneling") is True)
 
 
