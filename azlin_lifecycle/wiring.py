@@ -72,25 +72,31 @@ def build_signals(compute: ComputeApi) -> AzureSignals | None:
     return ArmSignals(compute) if isinstance(compute, ArmCompute) else None
 
 
-def build_ssh(config: LifecycleConfig) -> SshProber:
+def build_ssh(config: LifecycleConfig, compute: ComputeApi | None = None) -> SshProber:
     """The SSH prober, with the tunnel opener for VMs behind an Azure Bastion."""
     from .adapters.ssh.prober import ParamikoSshProber
 
     return ParamikoSshProber(connect_timeout=config.daemon.ssh_timeout_seconds,
                              max_open=config.daemon.max_open_ssh_connections,
-                             tunnels=build_tunnels(config))
+                             tunnels=build_tunnels(config, compute))
 
 
-def build_tunnels(config: LifecycleConfig) -> TunnelOpener:
+def build_tunnels(config: LifecycleConfig, compute: ComputeApi | None = None) -> TunnelOpener:
     """Bastion tunnels with the ``[azure]`` login (its ARM token) and TLS trust
-    (``ca_bundle``, else REQUESTS_CA_BUNDLE, else the system's), as ArmCompute has them.
-    Nothing is asked of Azure until a tunnel is opened."""
+    (``ca_bundle``, else REQUESTS_CA_BUNDLE, else the system's), as ArmCompute has them:
+    with ``compute``'s own token cache when it is the ArmCompute of this ``[azure]`` (one
+    login, one token for both), else a cache of their own. Nothing is asked of Azure until
+    a tunnel is opened."""
+    from .adapters.azure.compute import ArmCompute
     from .adapters.azure.login import SharedTokenCache, build_credential, credential_scope
     from .adapters.bastion.tunnel import BastionTunnels
 
     azure = config.azure
-    seconds = max(1, math.ceil(min(config.daemon.azure_timeout_seconds, 10.0)))
-    credential = SharedTokenCache(build_credential(azure, seconds))
+    if isinstance(compute, ArmCompute) and compute.settings == azure:
+        credential = compute.credential()
+    else:
+        seconds = max(1, math.ceil(min(config.daemon.azure_timeout_seconds, 10.0)))
+        credential = SharedTokenCache(build_credential(azure, seconds))
     endpoint = (azure.arm_endpoint or DEFAULT_ARM_ENDPOINT).rstrip("/")
     return BastionTunnels(credential, credential_scope(endpoint), ca_bundle=azure.ca_bundle)
 
@@ -166,7 +172,7 @@ def build_daemon_parts(
                     on_change=on_leadership, on_interrupted=on_interrupted)
         hooks, ledger = ha.hooks, ha.ledger
     compute = compute or build_compute(config)
-    monitor = Monitor(config, compute=compute, ssh=ssh or build_ssh(config),
+    monitor = Monitor(config, compute=compute, ssh=ssh or build_ssh(config, compute),
                       addresses=addresses or build_address_book(config, compute),
                       store=store, ledger=ledger)
     healer = Healer(config, compute=compute, store=store, hooks=hooks, ledger=ledger,
@@ -192,7 +198,7 @@ def reconfigure(parts: DaemonParts, old: LifecycleConfig, new: LifecycleConfig, 
         from .adapters.ssh.prober import ParamikoSshProber
 
         if isinstance(parts.monitor.ssh, ParamikoSshProber):
-            parts.monitor.ssh.tunnels = build_tunnels(new)
+            parts.monitor.ssh.tunnels = build_tunnels(new, compute)
     parts.monitor.set_config(new, compute)
     parts.healer.set_config(new, compute)
     if compute is not None:
@@ -209,7 +215,7 @@ def monitor_for(config: LifecycleConfig,
     from .health import HealthMonitor as Monitor
 
     compute = build_compute(config)
-    return Monitor(config, compute=compute, ssh=build_ssh(config),
+    return Monitor(config, compute=compute, ssh=build_ssh(config, compute),
                    addresses=build_address_book(config, compute),
                    store=store or StateStore(history_size=config.daemon.history_size))
 

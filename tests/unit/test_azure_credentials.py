@@ -40,7 +40,7 @@ def test_managed_identity_is_built_with_the_configured_client_id(
 
     settings = AzureSettings(credential=CredentialKind.MANAGED_IDENTITY,
                              managed_identity_client_id=CLIENT_ID)
-    credential = ArmCompute(settings)._get_credential()
+    credential = ArmCompute(settings).credential()
     assert isinstance(credential, SharedTokenCache)
     assert isinstance(credential.inner, ManagedIdentityCredential)
     assert f"ManagedIdentityCredential will use IMDS with client_id: {CLIENT_ID}" in \

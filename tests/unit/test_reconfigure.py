@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from azlin_lifecycle.adapters.azure.compute import ArmCompute
 from azlin_lifecycle.adapters.bastion.tunnel import BastionTunnels
 from azlin_lifecycle.adapters.ssh.prober import ParamikoSshProber
 from azlin_lifecycle.config import AzureSettings, LifecycleConfig
@@ -31,12 +32,17 @@ def test_a_new_azure_login_or_ca_gets_new_tunnels_and_a_new_arm_client(tmp_path:
     assert isinstance(prober, ParamikoSshProber)
     assert isinstance(prober.tunnels, BastionTunnels)
     assert prober.tunnels.ca_bundle == "/etc/old-ca.pem"
+    assert isinstance(parts.monitor.compute, ArmCompute)
+    assert prober.tunnels.credential is parts.monitor.compute.credential()
     compute, addresses = parts.monitor.compute, parts.monitor.addresses
     new = dataclasses.replace(old, azure=AzureSettings(ca_bundle="/etc/new-ca.pem"))
     reconfigure(parts, old, new, own_compute=True, own_addresses=True, own_ssh=True)
     assert isinstance(prober.tunnels, BastionTunnels)
     assert prober.tunnels.ca_bundle == "/etc/new-ca.pem"
     assert parts.monitor.compute is not compute
+    new_compute = parts.monitor.compute
+    assert isinstance(new_compute, ArmCompute)
+    assert prober.tunnels.credential is new_compute.credential()  # one login, one token
     assert parts.monitor.addresses is not addresses
     assert parts.monitor.ssh is prober  # its open connections are kept
 

@@ -185,7 +185,7 @@ class ArmCompute:
         with self._lock:
             if self._reader is None:
                 endpoint = self._endpoint()
-                self._reader = ArmReader(self._get_credential(), endpoint,
+                self._reader = ArmReader(self.credential(), endpoint,
                                          credential_scope(endpoint), self._transport(),
                                          on_response=self.rate_limits.on_response)
             return self._reader
@@ -212,7 +212,7 @@ class ArmCompute:
 
         endpoint = self._endpoint()
         return ComputeManagementClient(
-            self._get_credential(),
+            self.credential(),
             subscription_id,
             base_url=endpoint,
             credential_scopes=[credential_scope(endpoint)],
@@ -222,7 +222,9 @@ class ArmCompute:
             polling_interval=self.polling_interval,
         )
 
-    def _get_credential(self) -> TokenCredential:
+    def credential(self) -> TokenCredential:
+        """The ``[azure]`` login behind a token cache, made on first use: what every ARM
+        request of this adapter uses, and what the Bastion tunnels' token exchange uses."""
         if self._credential is None:
             import math
 
