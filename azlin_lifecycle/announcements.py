@@ -47,12 +47,18 @@ class Announcements:
                hooks: list[tuple[HookType, Mapping[str, object]]]) -> list[Tell]:
         """``told`` is what is told of ``vm`` now, by ``hooks``: persist both (one write,
         only when something changed) and return the hooks to fire."""
-        rows: list[int | None] = [None] * len(hooks)
-        if hooks or self.told.get(vm) != told:
-            rows = list(self.store.announce(vm, told, [(h.value, c) for h, c in hooks]))
-        self.told[vm] = told
+        if not hooks and self.told.get(vm) == told:
+            return []
+        return self.record_many({vm: told}, [(hook, vm, context) for hook, context in hooks])
+
+    def record_many(self, told: Mapping[str, Announced],
+                    hooks: list[tuple[HookType, str, Mapping[str, object]]]) -> list[Tell]:
+        """What is told of several VMs now, and the hooks (hook, vm, context) that tell
+        it: persisted in one write; the hooks to fire."""
+        rows = self.store.announce(told, [(vm, h.value, c) for h, vm, c in hooks])
+        self.told.update(told)
         return [Tell(hook, vm, context, owed=row)
-                for (hook, context), row in zip(hooks, rows, strict=True)]
+                for (hook, vm, context), row in zip(hooks, rows, strict=True)]
 
     def owed(self) -> list[Tell]:
         """Hooks a previous daemon recorded as owed and did not see run."""

@@ -117,15 +117,14 @@ class LifecycleDaemon:
 
     def _build(self) -> None:
         self.book.store = self.store
-        parts = build_daemon_parts(
+        parts = self.parts = build_daemon_parts(
             self._config, self.store, compute=self._compute, ssh=self._ssh,
             addresses=self._addresses, hooks=self._hooks, books=(self.book, self._view_lock),
             hooks_of=lambda vm: self._config.hooks_of(vm),  # the config in force then
             on_leadership=lambda view: self.checks.post("leadership", view),
             on_interrupted=lambda records: self.checks.post("interrupted", records))
-        self.parts = parts
-        self.monitor, self.healer, self.hooks, self.ha = parts.monitor, parts.healer, \
-            parts.hooks, parts.ha
+        self.monitor, self.healer, self.hooks, self.ha = (parts.monitor, parts.healer,
+                                                          parts.hooks, parts.ha)
         self.checks = CheckRunner(self.monitor, self._config.daemon.max_workers)
 
     # ================================================================== the loop
@@ -215,16 +214,16 @@ class LifecycleDaemon:
 
     # ------------------------------------------------------------------ check
     def _on_check(self, future: Future[Any], batch_id: int, vm: str) -> None:
-        """One VM's check is in: tell at once what needs no fleet view (its own events and
-        hooks, and the decision of a failure that cannot lead to a repair); the rest
-        when its whole batch is in."""
+        """One VM's check is in: tell at once what needs no fleet view (its events and
+        hooks, the decision of a failure that cannot lead to a repair); the rest when
+        its whole batch is in."""
         checked = self.checks.on_check(future, batch_id, vm)
         self._scheduler.finished(vm, checked.started)
         status = checked.status
         reported = None if status is None else self.book.arrived(status)
         if status is not None and reported is not None:
-            if reported.power_changed:
-                self.monitor.forget_vm(vm)  # a dynamic public IP changes with the power state
+            if reported.power_changed:  # a dynamic public IP changes with the power state
+                self.monitor.forget_vm(vm)
             self.told.fire(self.hooks, reported.tells)
             if not status.healthy and not self.healer.needs_fleet(failure_of(status)):
                 self._heal(status, self.book.for_decision(self.book.fleet()))
@@ -234,27 +233,28 @@ class LifecycleDaemon:
 
     # ------------------------------------------------------------------ decide
     def _decide(self, results: list[HealthStatus]) -> None:
-        """A batch is in: the breaker on the fleet's latest results, then each repair
-        decision that needs it."""
+        """A batch is in: the breaker on the fleet's latest results, each repair decision
+        that needs it, then the batch's alerts (a digest when many VMs fail at once)."""
         fleet = self.book.update_breaker(self._config.healing)
         for status in self.book.swept(results):
             if not status.healthy and self.healer.needs_fleet(failure_of(status)):
                 self._heal(status, self.book.for_decision(fleet))
+        self.told.fire(self.hooks, self.book.pager.page(fleet.many))
 
     def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
-        """SelfHealer.handle_failure's two steps: plan now, act on a thread of its own."""
+        """SelfHealer.handle_failure's steps: plan now, note the alert it owes (paged at
+        the sweep's end), act on a thread of its own (a dry run records at once)."""
         vm = status.vm_name
         if vm in self.book.in_flight or (self.ha is not None and not self.ha.acting()):
             return  # being repaired; or a standby: the leader decides, with the ledger
-        decision = self.healer.plan(vm, failure_of(status), fleet,
-                                    self.book.last_healthy.get(vm))
-        if decision.action is None:
+        failure = failure_of(status)
+        decision = self.healer.plan(vm, failure, fleet, self.book.last_healthy.get(vm))
+        self.book.pager.alert(status, decision, self.healer.alert_context(failure, decision),
+                        self._config.hooks.repeat_seconds)
+        if decision.action is None or decision.dry_run:
+            self.healer.act(vm, decision)  # nothing, or "would repair": nothing waits
             return
-        if decision.dry_run:
-            self.healer.act(vm, decision)  # records "would repair"; nothing waits on Azure
-            return
-        # act: on a thread of its own; the healer calls monitor.repaired once Azure is done
-        self.book.repair_started(vm)
+        self.book.repair_started(vm)  # the healer calls monitor.repaired once Azure is done
         self.checks.aside("repair", vm, lambda: self.healer.act(vm, decision))
 
     # ------------------------------------------------------------------ after a kill
@@ -273,6 +273,7 @@ class LifecycleDaemon:
         self.told.fire(self.hooks, tells)
         for status in again:
             self._heal(status, self.book.for_decision(self.book.fleet()))
+        self.told.fire(self.hooks, self.book.pager.page(None))
 
     # ------------------------------------------------------------------ tell
     def _publish_status(self, force: bool = False, ready: bool = False) -> None:

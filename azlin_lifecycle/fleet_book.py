@@ -16,14 +16,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import alerts
 from .announcements import Announcements, Tell
 from .config import HealingSettings, HookType, MonitoringConfig
 from .errors import LifecycleError
 from .events import Event, log_event
 from .leadership import LeadershipView
 from .models import Announced, HealthStatus, RepairRecord
+from .paging import Pager
 from .policy import Settlement
-from .rules import FleetView, breaker_trips, fleet_view, status_line, transition
+from .rules import FleetView, breaker_threshold, breaker_trips, fleet_view, status_line, transition
 from .state import StateStore
 
 log = logging.getLogger("azlin_lifecycle.daemon")  # the daemon's events, as before the split
@@ -66,6 +68,7 @@ class FleetBook:
         self.last_healthy: dict[str, float] = {}
         self.in_flight: set[str] = set()
         self.unannounced: set[str] = set()  # healthy during its repair, not yet announced
+        self._pager: Pager | None = None  # the sweep's on_failure alerts; from begin()
         self.breaker_open = False
         self.last_sweep: dt.datetime | None = None
         self.sweeps, self.sweep_seconds, self.last_sweep_seconds = 0, 0.0, 0.0  # for metrics
@@ -76,6 +79,11 @@ class FleetBook:
     def _told(self) -> Announcements:
         assert self.told is not None, "begin() comes first"
         return self.told
+
+    @property
+    def pager(self) -> Pager:
+        assert self._pager is not None, "begin() comes first"
+        return self._pager
 
     @property
     def _db(self) -> StateStore:
@@ -94,6 +102,7 @@ class FleetBook:
             if status.healthy:
                 self.last_healthy[vm] = status.timestamp.timestamp()
         self.told = Announcements(self._db, latest)
+        self._pager = Pager(self.told, lambda: self.enabled)
         for fact, value in (("started_at", started_at), ("pid", pid), ("breaker_open", False)):
             self._db.set_daemon_fact(fact, value)
         return self.told
@@ -143,7 +152,8 @@ class FleetBook:
             log_event(log, Event.BREAKER_CLOSED,
                       f"circuit breaker closed: {fleet.failing} of {fleet.running} running VMs "
                       "failing; healing resumes", failing=fleet.failing, running=fleet.running)
-        return dataclasses.replace(fleet, breaker_open=self.breaker_open)
+        return dataclasses.replace(fleet, breaker_open=self.breaker_open,
+                                   many=breaker_threshold(healing, fleet.running))
 
     # ------------------------------------------------------------------ one VM
     def arrived(self, status: HealthStatus) -> Reported | None:
@@ -157,7 +167,7 @@ class FleetBook:
         self.dirty = True
         return self.report(status, self._told.told.get(vm))
 
-    def report(self, status: HealthStatus, prev: HealthStatus | Announced | None) -> Reported:
+    def report(self, status: HealthStatus, prev: Announced | None) -> Reported:
         """Journal the check, note what changed, and say which hooks it fires."""
         vm = status.vm_name
         fields: dict[str, Any] = {
@@ -195,8 +205,15 @@ class FleetBook:
             log_event(log, Event.VM_HEALTHY, f"{vm}: healthy again" if prev else
                       f"{vm}: healthy", vm=vm, power_state=status.state)
             self._db.set_held_reasons({vm: None})
-        told = Announced(status.state, status.healthy and vm not in self.unannounced)
-        return Reported(self._told.record(vm, told, list(change.hooks)), power_changed)
+        told = dataclasses.replace(prev or Announced(status.state, False), state=status.state,
+                                   healthy=status.healthy and vm not in self.unannounced)
+        hooks = list(change.hooks)
+        if change.announce_healthy:  # on_healthy closes the incident, and tells of it
+            told, incident = alerts.closed(told, status.timestamp.timestamp())
+            hooks = [(h, {**c, **incident} if h is HookType.ON_HEALTHY else c) for h, c in hooks]
+        elif not status.healthy:
+            told = alerts.failed(told)
+        return Reported(self._told.record(vm, told, hooks), power_changed)
 
     def repair_started(self, vm: str) -> None:
         self.in_flight.add(vm)

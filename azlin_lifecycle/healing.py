@@ -167,8 +167,14 @@ class SelfHealer(ConfiguredComponent):
     # ------------------------------------------------------------------ acting
     def handle_failure(self, vm_name: str, failure: HealthFailure,
                        fleet: FleetView | None = None) -> RestartResult | None:
-        """Decide, fire ``on_failure``, and repair (or say why not). Blocks while repairing."""
-        return self.act(vm_name, self.plan(vm_name, failure, fleet))
+        """Decide, fire ``on_failure`` (on every call: the daemon pages per incident
+        instead, see :mod:`~.alerts`), and repair (or say why not). Blocks while
+        repairing."""
+        decision = self.plan(vm_name, failure, fleet)
+        context = self.alert_context(failure, decision)
+        if context is not None:
+            self.hooks.execute_hook_async(HookType.ON_FAILURE, vm_name, context)
+        return self.act(vm_name, decision)
 
     def act(self, vm_name: str, decision: Decision) -> RestartResult | None:
         """Carry out a decision from :meth:`plan`: nothing, a dry run, or the repair
@@ -182,7 +188,7 @@ class SelfHealer(ConfiguredComponent):
 
     def plan(self, vm_name: str, failure: HealthFailure, fleet: FleetView | None = None,
              last_healthy: float | None = None) -> Decision:
-        """Decide, log the decision, record any hold, and fire ``on_failure``."""
+        """Decide, log the decision, and record any hold."""
         decision = self.decide(vm_name, failure, fleet, last_healthy)
         self.store.set_held_reasons({vm_name: decision.reason if decision.held else None})
         if decision.evidence is not None:
@@ -192,17 +198,20 @@ class SelfHealer(ConfiguredComponent):
                       level=logging.WARNING, hold=decision.hold_kind,
                       failure_count=failure.failure_count, reason=decision.reason,
                       evidence=decision.evidence)
-        if decision.held or (not failure.state.stopped_on_purpose
-                             and failure.state is not VMState.STARTING):
-            self.hooks.execute_hook_async(
-                HookType.ON_FAILURE, vm_name,
-                {"failure_count": failure.failure_count,
-                 "reason": decision.reason if decision.held else failure.reason,
-                 "state": failure.state.value,
-                 "healing": decision.hold_kind or ("would_repair" if decision.dry_run else
-                                                   "repairing" if decision.action else "none")},
-            )
         return decision
+
+    @staticmethod
+    def alert_context(failure: HealthFailure, decision: Decision) -> dict[str, object] | None:
+        """``on_failure``'s context for a failure and its decision; None when it warrants
+        no alert (a VM stopped on purpose, or still starting, that nothing holds)."""
+        if not decision.held and (failure.state.stopped_on_purpose
+                                  or failure.state is VMState.STARTING):
+            return None
+        return {"failure_count": failure.failure_count,
+                "reason": decision.reason if decision.held else failure.reason,
+                "state": failure.state.value,
+                "healing": decision.hold_kind or ("would_repair" if decision.dry_run else
+                                                  "repairing" if decision.action else "none")}
 
     def record_dry_run(self, vm_name: str, decision: Decision) -> RestartResult:
         assert decision.action is not None

@@ -23,6 +23,11 @@ def clock_utc(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
 
 
+def utc_text(epoch: float) -> str:
+    """An instant in ISO 8601, UTC, to the second: ``2026-12-06T14:03:07Z``."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class VMState(StrEnum):
     """Azure's power states (``PowerState/<x>``), plus NOT_FOUND for an unknown VM."""
 
@@ -354,12 +359,19 @@ class JsonFact:
 
 @dataclass(frozen=True)
 class Announced(JsonFact):
-    """What the hooks have told about a VM so far (its power state, and whether it was
-    announced healthy): kept across restarts, so a check stored just before a kill still
-    fires the hooks it owes."""
+    """What the hooks have told about a VM so far (its power state, whether it was
+    announced healthy, and its open incident: see :mod:`~.alerts`): kept across restarts,
+    so a check stored just before a kill still fires the hooks it owes, and an incident
+    outlives the daemon."""
 
     state: VMState
     healthy: bool
+    incident: str | None = None  # INCIDENT_ID of the open incident
+    incident_started: float | None = None
+    failures: int = 0  # failed checks in the open incident
+    alerts: int = 0  # on_failure alerts sent for it
+    last_alert: float | None = None
+    outcome: str | None = None  # the healing outcome the last alert told
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,7 @@ class FleetView:
     failing: int = 0
     in_flight: int = 0
     breaker_open: bool = False
+    many: int | None = None  # this many failing at once is "many": the breaker's threshold
 
 
 def fleet_view(monitored: int, latest: Iterable[HealthStatus], in_flight: int,
@@ -186,10 +187,15 @@ def fleet_view(monitored: int, latest: Iterable[HealthStatus], in_flight: int,
                      breaker_open=breaker_open)
 
 
+def breaker_threshold(healing: HealingSettings, running: int) -> int:
+    """How many of ``running`` VMs failing at once is "many": the breaker opens, and
+    their alerts come as one digest."""
+    return max(healing.breaker_min_failing, math.ceil(healing.breaker_failing_ratio * running))
+
+
 def breaker_trips(healing: HealingSettings, running: int, failing: int) -> bool:
     """True when so much of the fleet fails at once that the monitor itself is suspect."""
-    needed = max(healing.breaker_min_failing, math.ceil(healing.breaker_failing_ratio * running))
-    return running > 0 and failing >= needed
+    return running > 0 and failing >= breaker_threshold(healing, running)
 
 
 # --------------------------------------------------------------------------- status

@@ -314,19 +314,20 @@ class StateStore:
             )
 
     # ------------------------------------------------------------------ announcements
-    def announce(self, vm: str, announced: Announced,
-                 hooks: Iterable[tuple[str, Mapping[str, object]]]) -> list[int]:
-        """Record what is now told of ``vm`` and the hooks that tell it, in one transaction
-        (a kill leaves either both or neither); the owed hooks' ids."""
+    def announce(self, told: Mapping[str, Announced],
+                 hooks: Iterable[tuple[str, str, Mapping[str, object]]]) -> list[int]:
+        """Record what is now told of some VMs and the hooks (vm, hook, context) that tell
+        it, in one transaction (a kill leaves all or none); the owed hooks' ids."""
         now = time.time()
         with self._tx() as db:
-            db.execute("INSERT INTO vm_state (vm, announced, updated) VALUES (?, ?, ?) "
-                       "ON CONFLICT(vm) DO UPDATE SET announced = excluded.announced, "
-                       "updated = excluded.updated", (vm, announced.to_json(), now))
+            db.executemany("INSERT INTO vm_state (vm, announced, updated) VALUES (?, ?, ?) "
+                           "ON CONFLICT(vm) DO UPDATE SET announced = excluded.announced, "
+                           "updated = excluded.updated",
+                           [(vm, announced.to_json(), now) for vm, announced in told.items()])
             return [int(db.execute(
                 "INSERT INTO owed_hooks (vm, hook, context, created) VALUES (?, ?, ?, ?)",
                 (vm, hook, json.dumps(dict(context), default=str), now)).lastrowid or 0)
-                for hook, context in hooks]
+                for vm, hook, context in hooks]
 
     def announced(self) -> dict[str, Announced]:
         with self._lock:

@@ -199,6 +199,9 @@ class HookSettings:
     webhook_timeout_seconds: float = field(default=10.0, metadata=accepts(number(0.1, 300)))
     webhook_retries: int = field(default=3, metadata=accepts(integer(0, 10)))
     max_concurrent: int = field(default=4, metadata=accepts(integer(1, 64)))
+    # on_failure: once per incident and on each change, then at most this often; 0: every
+    # failed check (see azlin_lifecycle/alerts.py)
+    repeat_seconds: int = field(default=1800, metadata=accepts(integer(0, 7 * 86400)))
 
 
 @dataclass(frozen=True)

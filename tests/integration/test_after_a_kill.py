@@ -157,7 +157,7 @@ def test_a_kill_between_a_stored_check_and_its_hook_fires_the_hook_once(
     store = StateStore()
     # The last daemon told vm-001 was failing; its recovery check was stored, then the
     # kill came before on_healthy fired.
-    store.announce("vm-001", Announced(VMState.RUNNING, healthy=False), [])
+    store.announce({"vm-001": Announced(VMState.RUNNING, healthy=False)}, [])
     assert monitor_for(cfg).check_vm_health("vm-001").healthy
     assert store.latest(["vm-001"])["vm-001"].healthy
     for _ in range(2):  # a first daemon fires it; a second one (after a stop) does not
@@ -173,8 +173,8 @@ def test_an_owed_hook_left_by_a_kill_fires_once(
         fleet: SimulatedFleet, config: Path, tmp_path: Path) -> None:
     store = StateStore()
     # Recorded as owed with what was told (one transaction), then killed before it ran.
-    store.announce("vm-001", Announced(VMState.RUNNING, healthy=True),
-                   [("on_healthy", {"state": "running"})])
+    store.announce({"vm-001": Announced(VMState.RUNNING, healthy=True)},
+                   [("vm-001", "on_healthy", {"state": "running"})])
     assert len(store.owed_hooks()) == 1
     for _ in range(2):
         with running_daemon(config) as daemon:
@@ -188,7 +188,7 @@ def test_an_owed_hook_left_by_a_kill_fires_once(
 def test_a_vm_s_hooks_do_not_wait_for_a_hung_neighbour_in_its_batch(
         fleet: SimulatedFleet, config: Path, tmp_path: Path) -> None:
     store = StateStore()
-    store.announce("vm-001", Announced(VMState.RUNNING, healthy=False), [])
+    store.announce({"vm-001": Announced(VMState.RUNNING, healthy=False)}, [])
     fleet.set_ssh_mode("vm-002", SshMode.HUNG)  # its check takes the whole 3 s timeout
     started = time.monotonic()
     with running_daemon(config):

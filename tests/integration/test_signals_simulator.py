@@ -98,8 +98,7 @@ def began() -> float:
 def test_azure_repairing_the_host_holds_the_restart_until_the_margin_after_it_clears(
         fleet: SimulatedFleet, isolated_dirs: Path, caplog: pytest.LogCaptureFixture,
         began: float) -> None:
-    monitor, healer, hooks = parts(fleet, isolated_dirs,
-                                   healing={"platform_margin_seconds": 3})
+    monitor, healer, _ = parts(fleet, isolated_dirs, healing={"platform_margin_seconds": 3})
     vm = "vm-001"
     failure = down(fleet, vm, monitor)
     fleet.set_health(vm, "unavailable", annotation="VirtualMachineHostCrashed")
@@ -112,7 +111,9 @@ def test_azure_repairing_the_host_holds_the_restart_until_the_margin_after_it_cl
     assert held.__dict__["HOLD"] == "azure_repairing"
     assert "held back: Azure is repairing the host (VirtualMachineHostCrashed) since " in \
         held.getMessage()
-    reason = str(hooks.of("on_failure")[-1][1]["reason"])
+    alert = healer.alert_context(failure, decision)  # what the daemon's on_failure says
+    assert alert is not None
+    reason = str(alert["reason"])
     assert reason == decision.reason and "healing resumes 3 s after Azure reports the VM " \
         "available again ([healing] platform_margin_seconds)" in reason
     text = status()

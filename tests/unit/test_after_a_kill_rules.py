@@ -105,8 +105,8 @@ def test_settling_in_the_store_lifts_the_grace_only_when_not_sent(tmp_path: Path
 
 def test_what_was_told_and_the_hooks_owed_are_one_write(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.db")
-    ids = store.announce("a", Announced(VMState.RUNNING, True),
-                         [("on_start", {"state": "running"}), ("on_healthy", {"n": 1})])
+    ids = store.announce({"a": Announced(VMState.RUNNING, True)},
+                         [("a", "on_start", {"state": "running"}), ("a", "on_healthy", {"n": 1})])
     reopened = StateStore(tmp_path / "state.db")
     assert reopened.announced() == {"a": Announced(VMState.RUNNING, True)}
     assert [(h.id, h.vm, h.hook, h.context) for h in reopened.owed_hooks()] == [

@@ -100,8 +100,15 @@ def test_breaker_opens_when_the_whole_fleet_fails(tmp_path: Path,
         h.ssh.down[vm] = "timed out"
     with h:
         wait_for(lambda: h.daemon.get_status().breaker_open)
-        wait_for(lambda: len(h.hooks.of("on_failure")) == 3)
+        wait_for(lambda: len(h.hooks.of("on_failure")) == 1)
         status = h.daemon.get_status()
+    # One page for the three, not three: they share the (unset) target, and 3 of 3 is
+    # the breaker's "many".
+    [(first, digest)] = h.hooks.of("on_failure")
+    assert (first, digest["digest"], digest["vm_names"], digest["vm_count"]) == (
+        "vm1", 1, "vm1,vm2,vm3", 3)
+    assert digest["outcome"] == "held" and digest["alert"] == "first"
+    assert str(digest["reason"]).startswith("3 VMs failed in one sweep: vm1: SSH timed out")
     assert not [c for c in h.compute.calls if c[0] == "restart"]
     err = capsys.readouterr().err
     assert err.count("breaker_open: circuit breaker open: 3 of 3 running VMs") == 1

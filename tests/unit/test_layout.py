@@ -13,7 +13,7 @@ PACKAGE = Path(azlin_lifecycle.__file__).parent
 DOMAIN = ("rules", "policy", "health", "healing", "leadership", "ledger", "fleet_book",
           "announcements", "ha_role", "models", "ports", "scheduler", "signals", "postmortem")
 # The loop's rooms: each one job, each short enough to read in one sitting.
-DAEMON_ROOMS = ("daemon", "fleet_book", "sweeps", "ha_role", "announcements")
+DAEMON_ROOMS = ("daemon", "fleet_book", "sweeps", "ha_role", "announcements", "paging")
 
 
 def imported_modules(path: Path) -> set[str]:
