@@ -247,3 +247,14 @@ def test_a_bad_url_in_the_file_is_named_by_config_validate(
             "cannot use it") in str(result.exception) + result.output
     assert runner.invoke(cli, ["enable", "web-2"]).exit_code == 1  # the file is not rewritten
     assert config.read_bytes() == before
+
+
+def test_validating_a_bad_url_logs_nothing_of_it(root_log: Collected) -> None:
+    """apprise warns with the token it could not use; none of that reaches our log."""
+    from azlin_lifecycle.config.schema import check_hooks
+
+    with pytest.raises(LifecycleConfigError) as info:
+        check_hooks({"on_failure": "slack://T1SECRETA/B2SECRETB"}, "f.toml", "vms.a.hooks")
+    assert 'on_failure = "slack://…" is not allowed: apprise cannot use it' in str(info.value)
+    assert "SECRET" not in str(info.value) + root_log.text
+    assert not [r for r in root_log.records if r.name.startswith("apprise")]
