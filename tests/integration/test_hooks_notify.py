@@ -134,7 +134,15 @@ def test_a_refusing_service_fails_with_a_redacted_error(
     assert [r.name for r in root_log.records] == ["azlin_lifecycle.hooks"] * 2
 
 
+def warm_up() -> None:
+    """Load apprise and its plugins as the daemon's config check has before any send."""
+    from azlin_lifecycle.adapters.notify import schemes
+
+    assert "ntfy" in schemes()
+
+
 def test_a_hanging_service_times_out_within_the_budget(ntfy: Service) -> None:
+    warm_up()
     ntfy.set_mode("hang")
     started = time.monotonic()
     result = executor(ntfy.url(), webhook_timeout_seconds=1.0).execute_hook(
@@ -147,6 +155,7 @@ def test_a_hanging_service_times_out_within_the_budget(ntfy: Service) -> None:
 
 
 def test_the_hook_timeout_caps_the_budget(ntfy: Service) -> None:
+    warm_up()
     ntfy.set_mode("hang")
     started = time.monotonic()
     result = executor(ntfy.url(), webhook_timeout_seconds=30.0,
