@@ -1,4 +1,5 @@
-"""HookExecutor: run a VM's lifecycle hook (a script or an https:// webhook) for an event.
+"""HookExecutor: run a VM's lifecycle hook (a script, an https:// webhook or a notification
+URL such as ntfys:// or slack://) for an event.
 
 A hook that fails, hangs, floods its output or is missing never raises out of
 :meth:`HookExecutor.execute_hook`; it returns a failed :class:`HookResult` with a clear
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import paths
-from .adapters import process, webhook
+from . import hook_message, hook_targets, paths
+from .adapters import notify, process, webhook
 from .config import HookSettings, HookType
 from .errors import HookExecutionError
 from .events import Event, log_event
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BACKLOG = 1000
 DAEMON_ONLY_ENV = frozenset({"NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_FDS",
                              "LISTEN_PID", "LISTEN_FDNAMES"})
-HookKind = Literal["script", "webhook", "none"]
+HookKind = Literal["script", "webhook", "notify", "none"]
 HooksLookup = Callable[[str], Mapping[str, str]]
 
 
@@ -238,8 +239,11 @@ class HookExecutor:
                                              "not run: the hook executor is shut down",
                                              started))
         try:
-            if target.startswith("https://"):
+            how = _kind_of(target)
+            if how == "webhook":
                 result = self._run_webhook(kind, vm_name, target, context, started)
+            elif how == "notify":
+                result = self._run_notify(kind, vm_name, target, context, started)
             else:
                 result = self._run_script(kind, vm_name, target, context, started)
         except Exception as exc:  # last line of defence: report, never raise
@@ -363,6 +367,30 @@ class HookExecutor:
             http_status=sent.status,
         )
 
+    def _run_notify(
+        self, kind: HookType, vm_name: str, target: str, context: Mapping[str, object],
+        started: float,
+    ) -> HookResult:
+        """Through apprise (:mod:`.adapters.notify`), within the webhook budget and never
+        past the hook timeout."""
+        when = timestamp()
+        budget = min(self.settings.webhook_timeout_seconds, self.settings.timeout_seconds)
+        sent = notify.send(
+            target, hook_message.title(kind.value, vm_name),
+            hook_message.body(kind.value, vm_name, context, when),
+            timeout=budget, retries=self.settings.webhook_retries,
+        )
+        error = None
+        if not sent.success:
+            tries = f" after {sent.attempts} attempts" if sent.attempts > 1 else ""
+            error = f"notification {notify.redacted(target)} failed{tries}: {sent.error}"
+        return HookResult(
+            hook_type=kind, vm_name=vm_name, target=target, success=sent.success,
+            exit_code=None, stdout="", stderr="", duration_seconds=time.monotonic() - started,
+            timed_out=sent.timed_out, skipped=False, error=error, kind="notify",
+            http_status=sent.status,
+        )
+
     @staticmethod
     def _failed(
         kind: HookType, vm_name: str, target: str | None, how: HookKind, error: str,
@@ -393,10 +421,7 @@ class HookExecutor:
 
 
 def _kind_of(target: str) -> HookKind:
-    return "webhook" if target.startswith("https://") else "script"
+    return hook_targets.kind_of(target)
 
 
-def _redact(target: str) -> str:
-    """A hook target as logs and messages show it: a script's path as it is, a webhook
-    only by its host (:func:`~.adapters.webhook.redacted`)."""
-    return webhook.redacted(target) if _kind_of(target) == "webhook" else target
+_redact = hook_targets.redacted

@@ -21,6 +21,7 @@ from .config import (
     parse_toml,
     render_toml,
 )
+from .config.schema import check_hooks
 from .errors import LifecycleConfigError
 from .fsio import atomic_write, locked
 
@@ -100,6 +101,8 @@ class LifecycleManager:
 
     def set_hook(self, vm_name: str, hook_type: HookType | str, target: str) -> None:
         kind = _hook_type(hook_type)
+        # Named as the file names it ([vms.web.hooks] on_failure), before anything changes.
+        check_hooks({kind.value: target}, str(self.config_path), f"vms.{vm_name}.hooks")
 
         def change(cfg: LifecycleConfig) -> LifecycleConfig:
             vm = self._require(cfg, vm_name)

@@ -1,4 +1,5 @@
-"""hook set / clear / test: attach scripts or webhooks to lifecycle events, and try them."""
+"""hook set / clear / test: attach scripts, webhooks or notification URLs to lifecycle
+events, and try them."""
 
 from __future__ import annotations
 
@@ -40,8 +41,11 @@ def hook_group() -> None:
               help="Save a script path without checking the script (exists, executable, safe).")
 @pass_app
 def set_hook(app: AppContext, vm: str, hook_type: str, target: str, no_check: bool) -> None:
-    """Run TARGET (an executable's absolute path, or an https:// URL) on TYPE events of VM."""
-    if not no_check and not target.startswith("https://"):
+    """Run TARGET on TYPE events of VM: an executable's absolute path, an https:// URL (a JSON
+    webhook), or a notification URL (slack://, ntfys://, mailtos:// … — apprise's)."""
+    from ..hook_targets import kind_of
+
+    if not no_check and kind_of(target) == "script":
         from ..hooks import validate_hook_script
 
         validate_hook_script(target)
@@ -89,12 +93,14 @@ def test_hook(app: AppContext, vm: str, hook_type: str, as_json: bool) -> None:
     if as_json:
         echo_json(dataclasses.replace(result, target=shown_target(result.target or "")))
     else:
-        code = (f"HTTP {result.http_status}" if result.kind == "webhook"
-                else result.exit_code)
+        code: object = result.exit_code
+        if result.kind in ("webhook", "notify"):
+            code = (f"HTTP {result.http_status}" if result.http_status
+                    else "sent" if result.success else None)
         echo_fields([
             ("hook", f"{vm} {hook_type} -> {shown_target(result.target or '')}"),
             ("success", "yes" if result.success else "no"),
-            ("status" if result.kind == "webhook" else "exit code", code),
+            ("status" if result.kind in ("webhook", "notify") else "exit code", code),
             ("duration", f"{result.duration_seconds:.2f}s"),
             ("timed out", "yes" if result.timed_out else "no"),
         ])

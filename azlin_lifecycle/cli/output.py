@@ -56,11 +56,10 @@ def echo_fields(pairs: Sequence[tuple[str, Any]]) -> None:
 
 
 def shown_target(target: str) -> str:
-    """A hook target as the CLI prints it: a webhook only by its host (its path and query
-    may carry a credential; the config file has it whole), a script as it is."""
-    if not target.startswith("https://"):
-        return target
-    from ..adapters.webhook import redacted  # only when there is one to show
+    """A hook target as the CLI prints it: a webhook or a notification URL only by its
+    scheme and host (the rest may carry a credential; the config file has it whole), a
+    script as it is."""
+    from ..hook_targets import redacted
 
     return redacted(target)
 

@@ -143,6 +143,8 @@ def _vm_json(vm: MonitoringConfig) -> dict[str, Any]:
     from .output import to_jsonable
 
     data: dict[str, Any] = to_jsonable(vm)
+    # Like the text: a webhook's or notification URL's secret is in the file only.
+    data["hooks"] = {kind: shown_target(target) for kind, target in vm.hooks.items()}
     return data
 
 

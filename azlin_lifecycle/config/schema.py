@@ -31,6 +31,7 @@ from .validation import (
     TEXTFILE,
     accepts,
     check_table,
+    hook_target_problem,
     integer,
     is_loopback_host,
     is_loopback_url,
@@ -135,6 +136,14 @@ def check_hooks(raw: Any, source: str, table: str) -> dict[str, str]:
             raise LifecycleConfigError(
                 f"{where(source, table)}: unknown hook type {key!r}; allowed: "
                 + ", ".join(VALID_HOOK_TYPES)
+            )
+        problem = hook_target_problem(value)
+        if problem is not None:
+            from ..hook_targets import redacted
+
+            raise LifecycleConfigError(
+                f"{where(source, table)}: {key} = \"{redacted(value)}\" is not allowed: "
+                f"{problem}; expected {HOOK_TARGET.allowed}"
             )
         hooks[str(key)] = check_table({key: value}, {key: HOOK_TARGET}, source, table)[key]
     return hooks

@@ -61,11 +61,22 @@ def one_of(kind: type[StrEnum]) -> Rule:
 
 
 def _hook_target_ok(value: Any) -> bool:
+    """The form only; a notification URL's service is checked by :func:`hook_target_problem`."""
     if not isinstance(value, str) or not value:
         return False
     if value.startswith("https://"):
         return len(value) > len("https://")
-    return value.startswith(("/", "~"))
+    return value.startswith(("/", "~")) or "://" in value
+
+
+def hook_target_problem(value: Any) -> str | None:
+    """Why a notification URL (``slack://``, ``ntfys://`` …) cannot be used, never quoting
+    it; None for anything else. Asks apprise — imported only here, for such a value."""
+    if not isinstance(value, str):
+        return None
+    from ..adapters import notify
+
+    return notify.problem(value) if notify.is_notification_url(value) else None
 
 
 BOOL = Rule("true or false", lambda v: isinstance(v, bool))
@@ -73,7 +84,9 @@ TEXT = Rule("a non-empty string", lambda v: isinstance(v, str) and v.strip() != 
 OPTIONAL_TEXT = Rule("a string", lambda v: isinstance(v, str))
 PORT = integer(1, 65535)
 HOOK_TARGET = Rule(
-    "an absolute path to an executable (may start with ~) or an https:// URL",
+    "an absolute path to an executable (may start with ~), an https:// URL (a JSON "
+    "webhook) or a notification URL such as slack://, workflows:// (Microsoft Teams), "
+    "ntfys://, mailtos://, pagerduty:// (see https://github.com/caronc/apprise/wiki)",
     _hook_target_ok,
 )
 GUID = Rule("a GUID such as 12345678-90ab-cdef-1234-567890abcdef",

@@ -91,3 +91,14 @@ def test_metrics_cost_benchmark_prints_its_figures() -> None:
     on = next(line for line in lines if line.startswith("[metrics] on: RSS added at 100 VMs"))
     assert re.search(r"\s\d+\.\d\d MB\s", on), on
     assert any(line.startswith("[metrics] scrape at 100 VMs") for line in lines)
+
+
+def test_notify_cost_benchmark_prints_its_table() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "notify_cost.py"),
+                             "--runs", "1"], capture_output=True, text=True, timeout=300,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    without = [line for line in lines if line.startswith("without")]
+    assert len(without) == 1 and without[0].rstrip().endswith("no")  # apprise not loaded
+    assert any("first message sent to the ntfy stand-in" in line for line in lines)

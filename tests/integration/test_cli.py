@@ -52,7 +52,7 @@ def test_hook_set_clear_and_config_commands(isolated_dirs: Path) -> None:
     runner.invoke(cli, ["enable", "vm1"])
     assert runner.invoke(cli, ["hook", "set", "vm1", "on_healthy", "https://h.test/x"]).exit_code == 0
     shown = json.loads(runner.invoke(cli, ["show", "vm1", "--json"]).output)
-    assert shown["hooks"] == {"on_healthy": "https://h.test/x"}
+    assert shown["hooks"] == {"on_healthy": "https://h.test/…"}  # its path may be a secret
     assert runner.invoke(cli, ["hook", "clear", "vm1", "on_healthy"]).exit_code == 0
     path = runner.invoke(cli, ["config", "path"]).output.strip()
     assert path == str(isolated_dirs / "lifecycle-config.toml")
@@ -174,9 +174,9 @@ def test_show_says_which_group_and_subscription_are_in_force_and_where_they_come
 
 
 def test_a_webhooks_credential_is_never_printed(isolated_dirs: Path) -> None:
-    """Slack- and Teams-style webhooks carry the credential in the path: show and hook set
-    print the host only; the config file (and show --json, its machine-readable copy)
-    keeps the URL whole."""
+    """Slack- and Teams-style webhooks carry the credential in the path: show (text and
+    --json), list --json and hook set print the host only; the config file keeps the URL
+    whole."""
     secret = "XXXXsecretXXXX"
     url = f"https://hooks.slack.com/services/T0001/B0002/{secret}?token=t0k"
     runner = CliRunner()
@@ -185,6 +185,9 @@ def test_a_webhooks_credential_is_never_printed(isolated_dirs: Path) -> None:
     assert "https://hooks.slack.com/…" in shown
     said = runner.invoke(cli, ["hook", "set", "vm1", "on_healthy", url]).output
     assert said == "vm1: on_healthy -> https://hooks.slack.com/…\n"
-    for text in (shown, said):
+    as_json = json.loads(runner.invoke(cli, ["show", "vm1", "--json"]).output)
+    assert as_json["hooks"]["on_failure"] == "https://hooks.slack.com/…"
+    listed = runner.invoke(cli, ["list", "--json"]).output
+    for text in (shown, said, json.dumps(as_json), listed):
         assert secret not in text and "t0k" not in text, text
     assert url in (isolated_dirs / "lifecycle-config.toml").read_text()

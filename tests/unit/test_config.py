@@ -87,7 +87,9 @@ BAD = [
     ("[vms.a.hooks]\non_failure = \"alert.sh\"\n",
      'f.toml [vms.a.hooks]: on_failure = "alert.sh" is not allowed: expected an absolute path'),
     ("[vms.a.hooks]\non_failure = \"http://example.test/x\"\n",
-     "or an https:// URL"),
+     'f.toml [vms.a.hooks]: on_failure = "http://example.test/…" is not allowed: apprise has '
+     "no service with the scheme http://; expected an absolute path to an executable (may "
+     "start with ~), an https:// URL (a JSON webhook) or a notification URL such as slack://"),
     ("[vms.\"bad name\"]\n", "f.toml [vms.bad name]: invalid VM name 'bad name'"),
     ("[vms]\na = 3\n", "f.toml: vms.a must be a table ([vms.a])"),
     ("[daemon]\nlog_level = \"LOUD\"\n",
