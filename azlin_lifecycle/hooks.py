@@ -356,16 +356,8 @@ class HookExecutor:
             target, payload, timeout=self.settings.webhook_timeout_seconds,
             retries=self.settings.webhook_retries,
         )
-        error = None
-        if not sent.success:
-            tries = f" after {sent.attempts} attempts" if sent.attempts > 1 else ""
-            error = f"webhook {_redact(target)} failed{tries}: {sent.error}"
-        return HookResult(
-            hook_type=kind, vm_name=vm_name, target=target, success=sent.success,
-            exit_code=None, stdout="", stderr="", duration_seconds=time.monotonic() - started,
-            timed_out=False, skipped=False, error=error, kind="webhook",
-            http_status=sent.status,
-        )
+        return _delivered(kind, vm_name, target, started, "webhook", sent.success,
+                          sent.attempts, sent.error, sent.status, timed_out=False)
 
     def _run_notify(
         self, kind: HookType, vm_name: str, target: str, context: Mapping[str, object],
@@ -380,16 +372,8 @@ class HookExecutor:
             hook_message.body(kind.value, vm_name, context, when),
             timeout=budget, retries=self.settings.webhook_retries,
         )
-        error = None
-        if not sent.success:
-            tries = f" after {sent.attempts} attempts" if sent.attempts > 1 else ""
-            error = f"notification {notify.redacted(target)} failed{tries}: {sent.error}"
-        return HookResult(
-            hook_type=kind, vm_name=vm_name, target=target, success=sent.success,
-            exit_code=None, stdout="", stderr="", duration_seconds=time.monotonic() - started,
-            timed_out=sent.timed_out, skipped=False, error=error, kind="notify",
-            http_status=sent.status,
-        )
+        return _delivered(kind, vm_name, target, started, "notify", sent.success,
+                          sent.attempts, sent.error, sent.status, timed_out=sent.timed_out)
 
     @staticmethod
     def _failed(
@@ -425,3 +409,18 @@ def _kind_of(target: str) -> HookKind:
 
 
 _redact = hook_targets.redacted
+
+
+def _delivered(kind: HookType, vm_name: str, target: str, started: float,
+               how: Literal["webhook", "notify"], success: bool, attempts: int,
+               error: str | None, status: int | None, *, timed_out: bool) -> HookResult:
+    """The result of a webhook's or a notification's delivery (the target redacted)."""
+    if not success:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        name = "webhook" if how == "webhook" else "notification"
+        error = f"{name} {_redact(target)} failed{tries}: {error}"
+    return HookResult(
+        hook_type=kind, vm_name=vm_name, target=target, success=success, exit_code=None,
+        stdout="", stderr="", duration_seconds=time.monotonic() - started,
+        timed_out=timed_out, skipped=False, error=None if success else error, kind=how,
+        http_status=status)
