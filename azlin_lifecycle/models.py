@@ -140,6 +140,8 @@ class PowerInfo:
     provisioning_time: str | None = None  # the ProvisioningState status's time, as Azure wrote it
     code: str | None = None
     maintenance: MaintenanceWindow | None = None  # instanceView.maintenanceRedeployStatus
+    name: str | None = None  # a listing's: the VM's name as Azure spells it
+    tags: tuple[tuple[str, str], ...] = ()  # a listing's: the VM's tags, (name, value)
 
 
 @dataclass(frozen=True)
