@@ -212,9 +212,9 @@ class LifecycleDaemon:
         self.book.set_enabled(enabled)
 
     def _dispatch(self, now: float) -> None:
-        self.discovery.poll(self._file, now, self.monitor.compute, self.checks.aside)
-        for vm in self.checks.dispatch(self._scheduler.due(now), self._config, now):
-            self._scheduler.finished(vm, now)  # cannot be checked (logged): next interval
+        if self.discovery.poll(self._file, now, self.monitor.compute, self.checks.aside):
+            for vm in self.checks.dispatch(self._scheduler.due(now), self._config, now):
+                self._scheduler.finished(vm, now)  # cannot be checked (logged): next interval
 
     # ------------------------------------------------------------------ check
     def _on_check(self, future: Future[Any], batch_id: int, vm: str) -> None:

@@ -33,6 +33,7 @@ from .targets import discovery_scopes
 log = logging.getLogger("azlin_lifecycle.daemon")
 
 Scopes = Callable[[LifecycleConfig], list[tuple[str, str]]]
+INHERITED = ("resource_group", "subscription_id", "ssh_user", "ssh_key", "bastion")
 DISCOVERY, CONFIG, OVERRIDE = "discovery", "config", "override"  # where a VM comes from
 
 
@@ -71,16 +72,31 @@ def _scopes(config: LifecycleConfig) -> list[tuple[str, str]]:
 
 def merged(config: LifecycleConfig, found: Mapping[str, Found]) -> LifecycleConfig:
     """``config`` with each found VM no ``[vms.X]`` names (case-insensitively) added with
-    the discovery's settings where it was found."""
+    the discovery's settings where it was found. A ``[vms.X]`` table of a found VM keeps
+    what it sets; what it leaves unset (the keys without a default: resource group,
+    subscription, SSH user and key, Bastion; and hooks, when it has none) is the
+    discovery's, where the VM was found."""
     discovery = config.discovery
     if discovery is None or not discovery.enabled or not found:
         return config
+    by_lower = {name.lower(): where for name, where in found.items()}
     named = {name.lower() for name in config.vms}
-    vms: dict[str, MonitoringConfig] = dict(config.vms)
+    vms: dict[str, MonitoringConfig] = {}
+    for name, vm in config.vms.items():
+        where = by_lower.get(name.lower())
+        vms[name] = vm if where is None else _overridden(
+            vm, monitoring_of(discovery, where.resource_group, where.subscription_id))
     for name, where in found.items():
         if name.lower() not in named:
             vms[name] = monitoring_of(discovery, where.resource_group, where.subscription_id)
     return dataclasses.replace(config, vms=vms)
+
+
+def _overridden(table: MonitoringConfig, found: MonitoringConfig) -> MonitoringConfig:
+    unset = {key: getattr(found, key) for key in INHERITED if getattr(table, key) is None}
+    if not table.hooks:
+        unset["hooks"] = found.hooks
+    return table.replace(**unset) if unset else table
 
 
 def sources(config: LifecycleConfig, found: Mapping[str, Found]) -> dict[str, str]:
@@ -112,11 +128,14 @@ class Discovery:
         return True
 
     def poll(self, config: LifecycleConfig, now: float, compute: ComputeApi,
-             aside: Callable[[str, object, Callable[[], object]], None]) -> None:
+             aside: Callable[[str, object, Callable[[], object]], None]) -> bool:
         """When a listing is due, start one off the loop (``aside``: the loop's
-        CheckRunner.aside; it completes as ("discovery", now, found or the exception))."""
+        CheckRunner.aside; it completes as ("discovery", now, found or the exception)).
+        Whether checks may go ahead: not while the first listing is under way (a [vms.X]
+        table of a found VM takes what it leaves unset from where the VM was found)."""
         if self.due(config, now):
             aside("discovery", now, lambda: list_found(compute, config))
+        return not (self.listing and self.listed_at is None and self.error is None)
 
     def retune(self, old: LifecycleConfig, new: LifecycleConfig) -> None:
         """A reload: a changed [discovery] lists again at once; one turned off forgets."""
@@ -174,7 +193,8 @@ class Discovery:
 
     def fact(self, config: LifecycleConfig) -> dict[str, object]:
         """What ``list`` and ``status`` show, kept in the state store."""
-        return {"found": {n: f.resource_group for n, f in self.found.items()},
+        return {"found": {n: [f.resource_group, f.subscription_id]
+                          for n, f in self.found.items()},
                 "sources": sources(config, self.found), "error": self.error,
                 "resource_groups": sorted({f.resource_group for f in self.found.values()}),
                 "listed_at": self.listed_at.isoformat() if self.listed_at else None}
