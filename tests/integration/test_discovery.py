@@ -205,3 +205,45 @@ def test_enable_all_refuses_an_unknown_group_and_a_malformed_tag_leaving_the_fil
     assert "discovery: on (azlin's resource group); no listing yet" in listed.stdout
     off = lifecycle(config, "disable", "--all")
     assert off.returncode == 0 and "enabled = false" in config.read_text()
+
+
+def test_the_stand_in_lists_tags_answers_a_group_and_deletes_through_arm_and_control(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real Azure SDK pipeline (our ArmCompute) and the control client of a
+    ``simulate run`` process: tags in the status-only listing, GET of a resource group
+    (404 ResourceGroupNotFound for another), an ARM DELETE of a VM, azlin-style creation."""
+    from azlin_lifecycle.adapters.azure.compute import ArmCompute
+    from azlin_lifecycle.config import AzureSettings
+    from azlin_lifecycle.ports import AzureOperationError
+    from azlin_lifecycle.simulator import SimulatorClient
+    from tests.support.simulated import simulate_run
+
+    directory = tmp_path / "sim"
+    directory.mkdir()
+    with simulate_run(directory, "--vms", "2", "--boot-seconds", "0.5"):
+        client = SimulatorClient.from_dir(directory)
+        for key, value in client.env().items():
+            monkeypatch.setenv(key, value)
+        created = client.create_vm(session="dev", tags={"env": "test"})
+        sub = client.subscription_id
+        compute = ArmCompute(AzureSettings(subscription_id=sub, arm_endpoint=client.arm_endpoint,
+                                           ca_bundle=str(client.ca_path)), timeout=10)
+        try:
+            listing = compute.power_states(sub, "rg-sim")
+            assert dict(listing[created.lower()].tags) == {"azlin-session": "dev", "env": "test"}
+            assert listing[created.lower()].name == created
+            group = compute.read_json("rg", f"/subscriptions/{sub}/resourcegroups/RG-SIM",
+                                      {"api-version": "2021-04-01"})
+            assert group["name"] == "rg-sim"
+            with pytest.raises(AzureOperationError) as missing:
+                compute.read_json("rg", f"/subscriptions/{sub}/resourcegroups/rg-nope",
+                                  {"api-version": "2021-04-01"})
+            assert missing.value.code == "ResourceGroupNotFound"
+            compute.client(sub).virtual_machines.begin_delete("rg-sim", "vm-001").result()
+            client.delete_vm(created)
+            compute.forget_power_states()
+            assert sorted(compute.power_states(sub, "rg-sim")) == ["vm-002"]
+        finally:
+            compute.close()
+        assert [vm["name"] for vm in client.status()["vms"]] == ["vm-002"]
+
