@@ -265,3 +265,15 @@ def test_monitoring_config_of_a_found_vm_is_the_discoverys_where_found() -> None
     vm = merged(cfg, {"v": Found("v", "rg-a", SUB)}).vms["v"]
     assert vm == MonitoringConfig(ssh_failure_threshold=5, resource_group="rg-a",
                                   subscription_id=SUB)
+
+
+def test_the_readmes_configuration_block_loads_with_its_discovery_table() -> None:
+    import re
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    (block,) = [b for b in re.findall(r"^```toml\n(.*?)^```$", readme.read_text(),
+                                      flags=re.S | re.M) if "[discovery]" in b]
+    shown = parse_toml(block, "README.md").discovery
+    assert shown is not None and shown.resource_groups == ("my-rg",)
+    assert shown.tags == ("azlin-session",) and shown.monitoring.restart_policy.value == \
+        "on-failure"
