@@ -59,7 +59,6 @@ class LifecycleDaemon:
         self._stop, self._reload = threading.Event(), threading.Event()
         self._running, self._started, self._started_at = False, False, time.time()
         self._config = self._file = LifecycleConfig()  # in force (with discovered VMs); file's
-        self.discovery = Discovery()  # [discovery]: the VMs found in Azure's listing
         self._config_mtime: int | None = None  # ns; reload events carry it
         self._config_error: str | None = None  # the reload that failed, if the last did
         self._scheduler = Scheduler()
@@ -111,6 +110,8 @@ class LifecycleDaemon:
 
     def _build(self) -> None:
         self.book.store = self.store
+        self.discovery = Discovery.resumed(self._file, self.store.daemon_facts())  # [discovery]
+        self._config = merged(self._file, self.discovery.found)
         self.parts = parts = build_daemon_parts(
             self._config, self.store, compute=self._compute, ssh=self._ssh,
             addresses=self._addresses, hooks=self._hooks, books=(self.book, self._view_lock),
@@ -130,9 +131,8 @@ class LifecycleDaemon:
             self.told = self.book.begin(self._config.enabled_vms(), self._started_at, os.getpid())
             self.told.fire(self.hooks, self.told.owed())  # the last daemon's, not run
             self._sync_schedule()
-            vms = len(self._config.enabled_vms())
-            log_event(log, Event.DAEMON_STARTED,
-                      f"azlin-lifecycle started: monitoring {vms} VMs", monitored=vms)
+            log_event(log, Event.DAEMON_STARTED, "azlin-lifecycle started: monitoring "
+                      f"{(vms := len(self._config.enabled_vms()))} VMs", monitored=vms)
             self._publish_status(force=True, ready=True)
         if self.ha is not None:
             self.ha.start()

@@ -119,6 +119,24 @@ class Discovery:
         self.error: str | None = None  # the last listing's failure, if it failed
         self.listed_at: dt.datetime | None = None
 
+    @classmethod
+    def resumed(cls, config: LifecycleConfig, facts: Mapping[str, object]) -> Discovery:
+        """A daemon starts: what the last one found (its ``discovery`` fact), until the
+        first listing confirms it; so a restart announces changes, not every VM again."""
+        book = cls()
+        fact = facts.get("discovery")
+        on = config.discovery is not None and config.discovery.enabled
+        if not on or not isinstance(fact, dict) or not isinstance(fact.get("found"), dict):
+            return book
+        for name, where in fact["found"].items():
+            if isinstance(where, list) and len(where) == 2:
+                book.found[str(name)] = Found(str(name), str(where[0]), str(where[1]))
+        try:
+            book.listed_at = dt.datetime.fromisoformat(str(fact.get("listed_at")))
+        except ValueError:
+            book.listed_at = None  # unknown: checks wait for the first listing
+        return book
+
     def due(self, config: LifecycleConfig, now: float) -> bool:
         """Whether to list now (and, if so, note that a listing is under way)."""
         on = config.discovery is not None and config.discovery.enabled

@@ -277,3 +277,21 @@ def test_the_readmes_configuration_block_loads_with_its_discovery_table() -> Non
     assert shown is not None and shown.resource_groups == ("my-rg",)
     assert shown.tags == ("azlin-session",) and shown.monitoring.restart_policy.value == \
         "on-failure"
+
+
+def test_a_restarted_daemon_resumes_what_the_last_one_found(journal: Journal) -> None:
+    cfg = config(FILE)
+    first = Discovery()
+    first.listed(cfg, dict(FOUND), started=0.0)
+    facts = {"discovery": first.fact(cfg)}
+    book = Discovery.resumed(cfg, facts)
+    assert book.found == FOUND and book.listed_at == first.listed_at
+    assert book.poll(cfg, 0.0, Listing({}), lambda *a: None)  # type: ignore[arg-type]
+    later = {n: f for n, f in FOUND.items() if n != "azlin-vm-1"}
+    assert book.listed(cfg, later, started=0.0)  # deleted while no daemon ran: one vm_gone
+    assert journal.events() == [("vm_discovered", "azlin-vm-1"), ("vm_gone", "azlin-vm-1")]
+    assert Discovery.resumed(dataclasses.replace(cfg, discovery=None), facts).found == {}
+    assert Discovery.resumed(cfg, {"discovery": {"found": "junk"}}).found == {}
+    garbled = Discovery.resumed(cfg, {"discovery": {"found": {"v": ["rg", SUB]},
+                                                    "listed_at": "yesterday"}})
+    assert garbled.found == {"v": Found("v", "rg", SUB)} and garbled.listed_at is None
