@@ -10,6 +10,7 @@ came from, and the file stays as it was.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,6 +73,8 @@ def check_with_azure(config: LifecycleConfig, scopes: list[Scope]) -> list[str]:
     from ..adapters.azure.compute import ArmCompute
     from ..discovery import list_found
 
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # its words are in our one line
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
     compute = ArmCompute(config.azure, timeout=config.daemon.azure_timeout_seconds)
     try:
         for scope in scopes:
