@@ -169,10 +169,9 @@ class Discovery:
         """A listing is in (a dict of Found, or the exception it raised): journal the VMs
         newly monitored and those gone. Whether the VMs monitored changed."""
         self.listing = False
-        assert config.discovery is not None or not self.found
-        interval = (config.discovery.monitoring.check_interval_seconds
-                    if config.discovery is not None else 60)
-        self.next_due = started + interval
+        if config.discovery is None or not config.discovery.enabled:
+            return False  # turned off while it listed: what it found is not wanted
+        self.next_due = started + config.discovery.monitoring.check_interval_seconds
         if not isinstance(outcome, dict):
             text = str(outcome) or type(outcome).__name__
             if text != self.error:

@@ -295,3 +295,13 @@ def test_a_restarted_daemon_resumes_what_the_last_one_found(journal: Journal) ->
     garbled = Discovery.resumed(cfg, {"discovery": {"found": {"v": ["rg", SUB]},
                                                     "listed_at": "yesterday"}})
     assert garbled.found == {"v": Found("v", "rg", SUB)} and garbled.listed_at is None
+
+
+def test_a_listing_that_ends_after_discovery_was_turned_off_is_dropped(journal: Journal) -> None:
+    cfg = config(FILE)
+    book = Discovery()
+    assert book.due(cfg, 0.0)
+    off = dataclasses.replace(cfg, discovery=None)
+    book.retune(cfg, off)
+    assert not book.listed(off, dict(FOUND), started=0.0)
+    assert book.found == {} and journal.events() == [] and not book.listing
