@@ -191,7 +191,7 @@ class Discovery:
         for name in sorted(set(before) - set(after)):
             self._gone(name, before[name], "no longer in Azure's listing of its resource "
                        "group (deleted, moved, or its tags no longer match)")
-        return before.keys() != after.keys()
+        return before != after  # a VM moved to another group counts too
 
     def vanished(self, config: LifecycleConfig, status: HealthStatus) -> bool:
         """A check found a VM monitored from discovery gone from Azure: drop it (one
