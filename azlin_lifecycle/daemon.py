@@ -1,14 +1,14 @@
 """LifecycleDaemon: the monitoring loop, run by systemd as a Type=notify user service.
 
 One thread runs the loop and never blocks on the network. In the order of this file, a
-VM's data goes: **config** (reloaded on SIGHUP or when the file changes; a file that
-does not validate is reported and the old one stays) → **schedule** (each VM on its own
-interval) → **check** (the VMs due together are one batch, checked off the loop's thread
-by :class:`~.sweeps.CheckRunner`) → **decide** (:class:`~.fleet_book.FleetBook` keeps the
-fleet view and each VM's transitions; the healer plans) → **act** (a repair runs on a
-thread of its own) → **tell** (hooks, the journal, and systemd: READY=1, STATUS=,
-WATCHDOG=1 from the loop itself, RELOADING=1, STOPPING=1). With ``[ha]`` only the lease
-holder decides, repairs and fires hooks (:class:`~.ha_role.HaRole`).
+VM's data goes: **config** (the file, reloaded on SIGHUP or when it changes, a file that
+does not validate is reported and the old one stays; plus the VMs :mod:`~.discovery`
+finds) → **schedule** (each VM on its own interval) → **check** (the VMs due together are
+one batch, checked off the loop's thread by :class:`~.sweeps.CheckRunner`) → **decide**
+(:class:`~.fleet_book.FleetBook` keeps the fleet view and each VM's transitions; the
+healer plans) → **act** (a repair runs on a thread of its own) → **tell** (hooks, the
+journal, systemd: READY=1, STATUS=, WATCHDOG=1 from the loop itself, RELOADING=1,
+STOPPING=1). With ``[ha]`` only the lease holder decides, repairs and fires hooks.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 from .adapters import systemd as sd
 from .config import LifecycleConfig
+from .discovery import Discovery, merged
 from .errors import DaemonError, LifecycleConfigError
 from .events import Event, log_event, quiet_libraries
 from .fleet_book import DaemonStatus, FleetBook
@@ -48,37 +49,28 @@ CONFIG_POLL_SECONDS = 2.0
 
 
 class LifecycleDaemon:
-    def __init__(
-        self,
-        config_path: Path | None = None,
-        *,
-        compute: ComputeApi | None = None,
-        ssh: SshProber | None = None,
-        hooks: HookRunner | None = None,
-        store: StateStore | None = None,
-        foreground: bool | None = None,
-        addresses: AddressBook | None = None,
-    ) -> None:
+    def __init__(self, config_path: Path | None = None, *, compute: ComputeApi | None = None,
+                 ssh: SshProber | None = None, hooks: HookRunner | None = None,
+                 store: StateStore | None = None, foreground: bool | None = None,
+                 addresses: AddressBook | None = None) -> None:
         self.manager = LifecycleManager(config_path)
         self._compute, self._ssh, self._addresses, self._hooks = compute, ssh, addresses, hooks
         self._store, self._foreground = store, foreground
         self._stop, self._reload = threading.Event(), threading.Event()
-        self._running = self._started = False
-        self._started_at = time.time()
-        self._config = LifecycleConfig()
+        self._running, self._started, self._started_at = False, False, time.time()
+        self._config = self._file = LifecycleConfig()  # in force (with discovered VMs); file's
         self._config_mtime: int | None = None  # ns; reload events carry it
         self._config_error: str | None = None  # the reload that failed, if the last did
         self._scheduler = Scheduler()
         self.book = FleetBook(store)
-        # Held by the loop while it changes what get_status() reports (other threads read it).
-        self._view_lock = threading.Lock()
+        self._view_lock = threading.Lock()  # the loop's, while it changes what get_status() says
         self.ha: HaRole | None = None  # with [ha]: who acts, built on start
 
     # ================================================================== public API
     def start(self) -> None:
         """Run until stop() or SIGTERM/SIGINT. Raises DaemonError if it cannot start."""
         try:
-            self._config = self.manager.load()
+            self._config = self._file = self.manager.load()
         except LifecycleConfigError as exc:
             raise DaemonError(f"cannot start: {exc}") from None
         self._config_mtime = self.manager.config_mtime_ns()
@@ -117,6 +109,8 @@ class LifecycleDaemon:
 
     def _build(self) -> None:
         self.book.store = self.store
+        self.discovery = Discovery.resumed(self._file, self.store.daemon_facts())  # [discovery]
+        self._config = merged(self._file, self.discovery.found)
         parts = self.parts = build_daemon_parts(
             self._config, self.store, compute=self._compute, ssh=self._ssh,
             addresses=self._addresses, hooks=self._hooks, books=(self.book, self._view_lock),
@@ -133,13 +127,11 @@ class LifecycleDaemon:
         if self.ha is None:  # with [ha] the shared ledger's leader settles them
             self._settle(interrupted, "a daemon stop")
         with self._view_lock:
-            self.told = self.book.begin(self._config.enabled_vms(), self._started_at,
-                                        os.getpid())
+            self.told = self.book.begin(self._config.enabled_vms(), self._started_at, os.getpid())
             self.told.fire(self.hooks, self.told.owed())  # the last daemon's, not run
             self._sync_schedule()
-            vms = len(self._config.enabled_vms())
-            log_event(log, Event.DAEMON_STARTED,
-                      f"azlin-lifecycle started: monitoring {vms} VMs", monitored=vms)
+            log_event(log, Event.DAEMON_STARTED, "azlin-lifecycle started: monitoring "
+                      f"{(vms := len(self._config.enabled_vms()))} VMs", monitored=vms)
             self._publish_status(force=True, ready=True)
         if self.ha is not None:
             self.ha.start()
@@ -150,8 +142,7 @@ class LifecycleDaemon:
             if ping_every is not None and now - last_ping >= ping_every:
                 sd.watchdog()
                 last_ping = now
-            poll_due = now - last_config_poll >= CONFIG_POLL_SECONDS
-            if poll_due:
+            if poll_due := now - last_config_poll >= CONFIG_POLL_SECONDS:
                 last_config_poll = now
             with self._view_lock:
                 if self._reload.is_set() or (
@@ -179,6 +170,8 @@ class LifecycleDaemon:
                                       "before it finished)")
             elif kind == "settled":
                 self._settled(payload, outcome)
+            elif kind == "discovery":  # [discovery]'s listing is in: found VMs apply at once
+                self._apply(self._file, self.discovery.listed(self._file, outcome, payload))
 
     # ------------------------------------------------------------------ config
     def _apply_reload(self) -> None:
@@ -192,14 +185,23 @@ class LifecycleDaemon:
                       f"previous one stays in force: {exc}", level=logging.ERROR,
                       reason=str(exc), config_mtime_ns=self._config_mtime)
         else:
-            reconfigure(self.parts, self._config, new, own_compute=self._compute is None,
-                        own_addresses=self._addresses is None, own_ssh=self._ssh is None)
-            self._config, self._config_error = new, None
-            self._sync_schedule()
-            vms = len(new.enabled_vms())
+            self.discovery.retune(self._file, new)
+            self._apply(new)
+            self._config_error = None
+            vms = len(self._config.enabled_vms())
             log_event(log, Event.CONFIG_RELOADED, f"configuration reloaded: monitoring {vms} "
                       "VMs", monitored=vms, config_mtime_ns=self._config_mtime)
         self._publish_status(force=True, ready=True)
+
+    def _apply(self, file: LifecycleConfig, changed: bool = True) -> None:
+        """Put ``file``'s configuration in force, with the VMs [discovery] found."""
+        if changed:
+            new = merged(file, self.discovery.found)
+            reconfigure(self.parts, self._config, new, own_compute=self._compute is None,
+                        own_addresses=self._addresses is None, own_ssh=self._ssh is None)
+            self._config, self._file = new, file
+            self._sync_schedule()
+        self.store.set_daemon_fact("discovery", self.discovery.fact(file))
 
     # ------------------------------------------------------------------ schedule
     def _sync_schedule(self) -> None:
@@ -209,17 +211,19 @@ class LifecycleDaemon:
         self.book.set_enabled(enabled)
 
     def _dispatch(self, now: float) -> None:
-        for vm in self.checks.dispatch(self._scheduler.due(now), self._config, now):
-            self._scheduler.finished(vm, now)  # cannot be checked (logged): next interval
+        if self.discovery.poll(self._file, now, self.monitor.compute, self.checks.aside):
+            for vm in self.checks.dispatch(self._scheduler.due(now), self._config, now):
+                self._scheduler.finished(vm, now)  # cannot be checked (logged): next interval
 
     # ------------------------------------------------------------------ check
     def _on_check(self, future: Future[Any], batch_id: int, vm: str) -> None:
-        """One VM's check is in: tell at once what needs no fleet view (its events and
-        hooks, the decision of a failure that cannot lead to a repair); the rest when
-        its whole batch is in."""
+        """One VM's check is in: tell at once what needs no fleet view (its events and hooks,
+        the decision of a failure that cannot lead to a repair); the rest with its batch."""
         checked = self.checks.on_check(future, batch_id, vm)
         self._scheduler.finished(vm, checked.started)
         status = checked.status
+        if status is not None and self.discovery.vanished(self._file, status):
+            self._apply(self._file)  # one VM_GONE, not a failed check: no longer enabled
         reported = None if status is None else self.book.arrived(status)
         if status is not None and reported is not None:
             if reported.power_changed:  # a dynamic public IP changes with the power state
@@ -233,8 +237,7 @@ class LifecycleDaemon:
 
     # ------------------------------------------------------------------ decide
     def _decide(self, results: list[HealthStatus]) -> None:
-        """A batch is in: the breaker on the fleet's latest results, each repair decision
-        that needs it, then the batch's alerts (a digest when many VMs fail at once)."""
+        """A batch is in: the breaker, the repairs needing it, its alerts (a digest if many)."""
         fleet = self.book.update_breaker(self._config.healing)
         for status in self.book.swept(results):
             if not status.healthy and self.healer.needs_fleet(failure_of(status)):
@@ -242,15 +245,14 @@ class LifecycleDaemon:
         self.told.fire(self.hooks, self.book.pager.page(fleet.many))
 
     def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
-        """SelfHealer.handle_failure's steps: plan now, note the alert it owes (paged at
-        the sweep's end), act on a thread of its own (a dry run records at once)."""
+        """Plan now, note the alert it owes (paged with its sweep), act on a thread of its own."""
         vm = status.vm_name
         if vm in self.book.in_flight or (self.ha is not None and not self.ha.acting()):
             return  # being repaired; or a standby: the leader decides, with the ledger
         failure = failure_of(status)
         decision = self.healer.plan(vm, failure, fleet, self.book.last_healthy.get(vm))
         self.book.pager.alert(status, decision, self.healer.alert_context(failure, decision),
-                        self._config.hooks.repeat_seconds)
+                              self._config.hooks.repeat_seconds)
         if decision.action is None or decision.dry_run:
             self.healer.act(vm, decision)  # nothing, or "would repair": nothing waits
             return
@@ -264,16 +266,14 @@ class LifecycleDaemon:
             self.checks.aside("settled", by, lambda: self.healer.settle_all(records))
 
     def _settled(self, by: str, outcome: object) -> None:
-        """Announce the interrupted repairs Azure received; decide again at once for one
-        that never reached it."""
+        """Announce interrupted repairs Azure received; decide again for one it never got."""
         if not isinstance(outcome, list):
             log.error("settling interrupted repairs failed: %s", outcome)
             return
         tells, again = self.book.settled(outcome, by, since=self._started_at)
-        self.told.fire(self.hooks, tells)
         for status in again:
             self._heal(status, self.book.for_decision(self.book.fleet()))
-        self.told.fire(self.hooks, self.book.pager.page(None))
+        self.told.fire(self.hooks, [*tells, *self.book.pager.page(None)])
 
     # ------------------------------------------------------------------ tell
     def _publish_status(self, force: bool = False, ready: bool = False) -> None:

@@ -53,6 +53,8 @@ class Event(enum.Enum):
     REPAIR_SETTLED = ("repair_settled", "7edb52cb22264737b514203876767ab8")
     POSTMORTEM = ("postmortem", "faef4615b98e47bc94dc12f99517ffd8")
     REPAIR_ACCEPTED = ("repair_accepted", "6907e61b37a74ab7aab9652f97c79241")
+    VM_DISCOVERED = ("vm_discovered", "a3f944a163a54505b621b21b09828338")
+    VM_GONE = ("vm_gone", "4022af26d9cd46208d4b0ab14e20bc88")
 
     @property
     def event_name(self) -> str:

@@ -145,6 +145,8 @@ class PowerInfo:
     provisioning_time: str | None = None  # the ProvisioningState status's time, as Azure wrote it
     code: str | None = None
     maintenance: MaintenanceWindow | None = None  # instanceView.maintenanceRedeployStatus
+    name: str | None = None  # a listing's: the VM's name as Azure spells it
+    tags: tuple[tuple[str, str], ...] = ()  # a listing's: the VM's tags, (name, value)
 
 
 @dataclass(frozen=True)
@@ -359,10 +361,9 @@ class JsonFact:
 
 @dataclass(frozen=True)
 class Announced(JsonFact):
-    """What the hooks have told about a VM so far (its power state, whether it was
-    announced healthy, and its open incident: see :mod:`~.alerts`): kept across restarts,
-    so a check stored just before a kill still fires the hooks it owes, and an incident
-    outlives the daemon."""
+    """What the hooks have told of a VM (power state, announced healthy, open incident:
+    :mod:`~.alerts`), kept across restarts: a check stored just before a kill still fires
+    the hooks it owes, and an incident outlives the daemon."""
 
     state: VMState
     healthy: bool

@@ -158,3 +158,51 @@ def _read_cli_subscription(path: str, mtime: int) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     return parse_cli_profile(text)
+
+
+# --------------------------------------------------------------------------- [discovery]
+@dataclass(frozen=True)
+class Scope:
+    """Where ``[discovery]`` looks: a resource group of a subscription, and where each
+    came from (for an error that names the place to fix)."""
+
+    subscription_id: str
+    resource_group: str
+    subscription_from: str
+    resource_group_from: str
+
+
+def discovery_scopes(config: LifecycleConfig, azlin: AzlinSettings | None = None,
+                     cli_default: str | None = None) -> list[Scope]:
+    """The resource groups ``[discovery]`` lists: its own ``resource_groups``, else the one
+    a VM that sets none is checked in ([azure], azlin's context, azlin's
+    default_resource_group); the subscription likewise. LifecycleConfigError if none."""
+    discovery = config.discovery
+    if discovery is None:
+        return []
+    azlin = azlin if azlin is not None else read_azlin_settings()
+    if cli_default is None:
+        cli_default = read_cli_subscription()
+    ctx = azlin.context
+    subscription = first((discovery.subscription_id, "[discovery]"),
+                         (config.azure.subscription_id, "[azure]"),
+                         (ctx.subscription_id if ctx else None, _context_origin(azlin)),
+                         (cli_default, CLI_DEFAULT))
+    if discovery.resource_groups:
+        groups = [Setting(rg, "[discovery] resource_groups")
+                  for rg in discovery.resource_groups]
+    else:
+        group = first((config.azure.resource_group, "[azure]"),
+                      (ctx.resource_group if ctx else None, _context_origin(azlin)),
+                      (azlin.default_resource_group,
+                       f"azlin's default_resource_group, {azlin.config_path}"))
+        groups = [] if group is None else [group]
+    if subscription is None:
+        raise LifecycleConfigError(
+            "[discovery] has no Azure subscription: set --subscription, [azure] "
+            "subscription_id, an azlin context with one, or 'az account set --subscription ID'")
+    if not groups:
+        raise LifecycleConfigError(
+            "[discovery] has no resource group: pass --resource-group RG, set [azure] "
+            "resource_group, an azlin context with one, or azlin's default_resource_group")
+    return [Scope(subscription.value, g.value, subscription.origin, g.origin) for g in groups]

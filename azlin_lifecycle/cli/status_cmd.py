@@ -10,6 +10,7 @@ import click
 from ..errors import ControllerError
 from ..models import clock_utc
 from .context import AppContext, pass_app
+from .discover import discovered
 from .output import ago, echo_json, echo_table
 
 if TYPE_CHECKING:
@@ -49,13 +50,15 @@ def status(app: AppContext, as_json: bool) -> None:
                     and r.outcome == "in_flight"}
     finally:
         store.close()
+    found = discovered(config, facts)  # the VMs [discovery] found, at the daemon's last listing
     rows: list[dict[str, Any]] = []
-    for vm, cfg in sorted(config.vms.items()):
+    for vm, cfg in sorted(found.config.vms.items()):
         s = latest.get(vm)
         r = repairs.get(vm)
         hold = holds.get(vm)
         rows.append({
             "vm": vm,
+            "source": found.sources.get(vm, "config"),
             "enabled": cfg.enabled,
             "policy": cfg.restart_policy.value + (" (dry run)" if cfg.dry_run else ""),
             "state": s.state.value if s else None,
@@ -75,11 +78,22 @@ def status(app: AppContext, as_json: bool) -> None:
     if as_json:
         echo_json({"daemon": daemon, "last_daemon_status": facts.get("status_text"),
                    "breaker_open": facts.get("breaker_open", False),
-                   "leadership": facts.get("ha") if config.ha.enabled else None, "vms": rows})
+                   "leadership": facts.get("ha") if config.ha.enabled else None,
+                   "discovery": None if config.discovery is None else {
+                       "enabled": config.discovery.enabled, "line": found.line(),
+                       "resource_groups": list(config.discovery.resource_groups),
+                       "tags": list(config.discovery.tags),
+                       "discovered": sorted(v for v, s in found.sources.items()
+                                            if s == "discovery"),
+                       "listed_at": found.facts.get("listed_at"),
+                       "error": found.facts.get("error")},
+                   "vms": rows})
         return
     _print_daemon(daemon, facts)
     if config.ha.enabled:
         click.echo(_leadership_text(facts.get("ha")))
+    if line := found.line():
+        click.echo(line)
     click.echo("")
     if not rows:
         click.echo("No VMs configured. Add one with: azlin lifecycle enable VM")
@@ -87,7 +101,8 @@ def status(app: AppContext, as_json: bool) -> None:
     now = dt.datetime.now(dt.UTC)
     echo_table(
         ["VM", "STATE", "HEALTH", "LAST CHECK", "FAILURES", "LAST REPAIR", "POLICY"],
-        [[row["vm"] + ("" if row["enabled"] else " (disabled)"),
+        [[row["vm"] + ("" if row["enabled"] else " (disabled)")
+          + (" (discovered)" if row["source"] == "discovery" else ""),
           row["state"] or "-",
           _health_text(row),
           ago(row["last_check"], now),

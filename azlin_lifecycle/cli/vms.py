@@ -16,6 +16,7 @@ from ..config import (
     vm_to_dict,
 )
 from ..errors import LifecycleConfigError
+from ..manager import MonitoringStatus
 from .context import AppContext, pass_app
 from .output import echo_fields, echo_json, echo_table, shown_target
 
@@ -23,7 +24,6 @@ OPTION_FIELDS = {
     "interval": "check_interval_seconds",
     "policy": "restart_policy",
     "threshold": "ssh_failure_threshold",
-    "resource_group": "resource_group",
     "subscription": "subscription_id",
     "ssh_host": "ssh_host",
     "ssh_port": "ssh_port",
@@ -52,7 +52,12 @@ def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("vm")
+@click.argument("vm", required=False)
+@click.option("--all", "every", is_flag=True,
+              help="Every VM of the resource groups (--resource-group, repeatable; default "
+              "azlin's), now and later, with these settings: writes [discovery].")
+@click.option("--tag", "tags", multiple=True, metavar="KEY[=VALUE]",
+              help="With --all: only VMs carrying this tag (repeatable; all must match).")
 @click.option("--interval", type=int, help="Seconds between checks (at least 10; "
               f"default {DEFAULT.check_interval_seconds}).")
 @click.option("--policy", type=click.Choice(VALID_RESTART_POLICIES),
@@ -60,8 +65,9 @@ def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--threshold", type=int,
               help="Consecutive SSH failures before on-failure restarts "
                    f"(default {DEFAULT.ssh_failure_threshold}).")
-@click.option("--resource-group", help="Azure resource group (default: [azure], else azlin's "
-              "context, else its default_resource_group).")
+@click.option("--resource-group", "resource_groups", multiple=True,
+              help="Azure resource group (default: [azure], else azlin's context, else its "
+              "default_resource_group); with --all, repeatable.")
 @click.option("--subscription", help="Azure subscription ID (default: [azure], else azlin's "
               "context, else the Azure CLI's default).")
 @click.option("--ssh-host", help="Host or IP to check over SSH (default: resolved from Azure: "
@@ -78,10 +84,21 @@ def parse_hook_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--hook", "hooks", multiple=True, metavar="TYPE=TARGET",
               help=f"Set a hook ({', '.join(VALID_HOOK_TYPES)}); repeatable.")
 @pass_app
-def enable(app: AppContext, /, vm: str, hooks: tuple[str, ...], **options: Any) -> None:
-    """Monitor VM. Settings not given keep their current (or default) values."""
+def enable(app: AppContext, /, vm: str | None, every: bool, tags: tuple[str, ...],
+           resource_groups: tuple[str, ...], hooks: tuple[str, ...], **options: Any) -> None:
+    """Monitor VM (or, with --all, every VM of the resource groups). Settings not given keep
+    their current (or default) values."""
     changes = {OPTION_FIELDS[k]: v for k, v in options.items() if v is not None}
     new_hooks = parse_hook_option(hooks)
+    if every:
+        _enable_all(app, vm, tags, resource_groups, new_hooks, changes)
+        return
+    if vm is None or tags or len(resource_groups) > 1:
+        raise click.UsageError("Missing argument 'VM' (one VM with at most one "
+                               "--resource-group; or --all, with any --resource-group and "
+                               "--tag, for every VM of the resource groups)")
+    if resource_groups:
+        changes["resource_group"] = resource_groups[0]
     manager = app.manager()
 
     def change(cfg: Any) -> Any:
@@ -100,12 +117,40 @@ def enable(app: AppContext, /, vm: str, hooks: tuple[str, ...], **options: Any) 
     )
 
 
+def _enable_all(app: AppContext, vm: str | None, tags: tuple[str, ...],
+                resource_groups: tuple[str, ...], hooks: dict[str, str],
+                changes: dict[str, Any]) -> None:
+    from .discover import enable_all
+
+    if vm is not None or "ssh_host" in changes:
+        raise click.UsageError("--all is every VM of the resource groups: give no VM name "
+                               "and no --ssh-host")
+    own = {"resource_groups": list(resource_groups) or None, "tags": list(tags) or None}
+    enable_all(app, {**changes, **own, "hooks": hooks})
+
+
 @click.command()
-@click.argument("vm")
+@click.argument("vm", required=False)
+@click.option("--all", "every", is_flag=True, help="Turn [discovery] off (its settings kept).")
 @pass_app
-def disable(app: AppContext, vm: str) -> None:
-    """Stop monitoring VM (its settings are kept)."""
-    app.manager().disable_monitoring(vm)
+def disable(app: AppContext, vm: str | None, every: bool) -> None:
+    """Stop monitoring VM (its settings are kept). A VM that [discovery] found gets a
+    [vms.VM] table with enabled = false, which leaves it out."""
+    if every == (vm is not None):
+        raise click.UsageError("give one VM, or --all to turn [discovery] off")
+    if vm is None:
+        from .discover import disable_all
+
+        disable_all(app)
+        return
+    manager = app.manager()
+    config = manager.load()
+    if vm not in config.vms and config.discovery is not None:
+        manager.update(lambda cfg: cfg.with_vm(vm, MonitoringConfig(enabled=False)))
+        click.echo(f"{vm} left out of [discovery] ([vms.{vm}] enabled = false; "
+                   f"'enable {vm}' monitors it with its own settings)")
+        return
+    manager.disable_monitoring(vm)
     click.echo(f"Monitoring of {vm} disabled (settings kept; 'enable {vm}' resumes it)")
 
 
@@ -114,19 +159,28 @@ def disable(app: AppContext, vm: str) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include VMs whose monitoring is disabled.")
 @pass_app
 def list_vms(app: AppContext, as_json: bool, show_all: bool) -> None:
-    """List monitored VMs."""
-    statuses = [s for s in app.manager().list_all_vms() if show_all or s.enabled]
+    """List monitored VMs: those of [vms.X] tables, and those [discovery] found (as the
+    daemon last listed them; SOURCE says which)."""
+    from .discover import read_discovered
+
+    found = read_discovered(app.manager().load())
+    statuses = [MonitoringStatus(name, vm.enabled, vm) for name, vm
+                in sorted(found.config.vms.items()) if show_all or vm.enabled]
     if as_json:
-        echo_json([{"vm_name": s.vm_name, **_vm_json(s.config)} for s in statuses])
+        echo_json([{"vm_name": s.vm_name, "source": found.sources.get(s.vm_name, "config"),
+                    **_vm_json(s.config)} for s in statuses])
         return
+    line = found.line()
     if not statuses:
-        click.echo("No VMs are monitored. Add one with: azlin lifecycle enable VM")
+        click.echo(line or "No VMs are monitored. Add one with: azlin lifecycle enable VM "
+                   "(or every VM of a resource group: enable --all)")
         return
     echo_table(
-        ["VM", "ENABLED", "INTERVAL", "POLICY", "THRESHOLD", "DRY-RUN", "HOOKS"],
+        ["VM", "SOURCE", "ENABLED", "INTERVAL", "POLICY", "THRESHOLD", "DRY-RUN", "HOOKS"],
         [
             [
                 s.vm_name,
+                found.sources.get(s.vm_name, "config"),
                 "yes" if s.enabled else "no",
                 f"{s.config.check_interval_seconds}s",
                 s.config.restart_policy.value,
@@ -137,6 +191,8 @@ def list_vms(app: AppContext, as_json: bool, show_all: bool) -> None:
             for s in statuses
         ],
     )
+    if line:
+        click.echo(line)
 
 
 def _vm_json(vm: MonitoringConfig) -> dict[str, Any]:

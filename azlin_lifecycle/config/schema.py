@@ -247,6 +247,19 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class DiscoverySettings:
+    """``[discovery]``: every VM of ``resource_groups`` (empty: azlin's) that carries all
+    of ``tags`` ("KEY" or "KEY=VALUE") is monitored with ``monitoring``'s settings (the
+    table's other keys and ``[discovery.hooks]``). Parsed by :mod:`.discovery`."""
+
+    enabled: bool = True
+    resource_groups: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    subscription_id: str | None = None
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+
+
+@dataclass(frozen=True)
 class LifecycleConfig:
     """The whole file."""
 
@@ -257,6 +270,7 @@ class LifecycleConfig:
     ha: HaSettings = field(default_factory=HaSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     vms: Mapping[str, MonitoringConfig] = field(default_factory=dict)
+    discovery: DiscoverySettings | None = None  # [discovery]; None: no such table
 
     def with_vm(self, name: str, vm: MonitoringConfig | None) -> LifecycleConfig:
         """A copy with ``name`` set to ``vm`` (or removed when ``vm`` is None)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LifecycleConfigError
+from .discovery import discovery_from_dict, discovery_to_dict
 from .schema import (
     SECTIONS,
     VM_NAME_RE,
@@ -45,7 +46,7 @@ def parse_toml(text: str, source: str) -> LifecycleConfig:
 
 
 def from_dict(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
-    known = {*SECTIONS, "vms"}
+    known = {*SECTIONS, "vms", "discovery"}
     for key in raw:
         if key not in known:
             raise LifecycleConfigError(
@@ -78,7 +79,9 @@ def from_dict(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
     vms: dict[str, MonitoringConfig] = {}
     for name, table in vms_raw.items():
         vms[name] = vm_from_dict(name, table, source)
-    return LifecycleConfig(vms=vms, **sections)
+    discovery = (discovery_from_dict(raw["discovery"], source) if "discovery" in raw
+                 else None)
+    return LifecycleConfig(vms=vms, discovery=discovery, **sections)
 
 
 def vm_from_dict(name: str, table: Any, source: str) -> MonitoringConfig:
@@ -119,6 +122,8 @@ def to_dict(config: LifecycleConfig) -> dict[str, Any]:
             doc[name] = table
     if config.vms:
         doc["vms"] = {name: vm_to_dict(vm) for name, vm in config.vms.items()}
+    if config.discovery is not None:
+        doc["discovery"] = discovery_to_dict(config.discovery)
     return doc
 
 

@@ -35,6 +35,7 @@ ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("availability", re.compile(_VMS + r"/(?P<vm>[^/]+)/providers/microsoft\.resourcehealth/"
                                 r"availabilitystatuses/current$", re.I)),
     ("list_all", re.compile(_SUB + r"/providers/microsoft\.compute/virtualmachines/?$", re.I)),
+    ("resource_group", re.compile(_SUB + r"/resourcegroups/(?P<rg>[^/]+)/?$", re.I)),
     ("operation", re.compile(
         _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)$",
         re.I)),
@@ -73,7 +74,9 @@ VM_READ = "Microsoft.Compute/virtualMachines/read"
 _ACTIONS = {"nic": network_api.NIC_READ,  # a route's, when not VM_READ
             "public_ip": network_api.PUBLIC_IP_READ,
             "instance_view": "Microsoft.Compute/virtualMachines/instanceView/read",
-            "operation": "Microsoft.Compute/locations/operations/read"}
+            "operation": "Microsoft.Compute/locations/operations/read",
+            "resource_group": "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "delete": "Microsoft.Compute/virtualMachines/delete"}
 DENIABLE = ("subscription", "resource_group")
 
 
@@ -135,6 +138,7 @@ class ArmApi:
     bastion: SimBastion | None = None  # the resource group's Bastion, if the fleet has one
     recorded_pace = False  # Retry-After per action as real ARM sends it (RECORDED_RETRY_AFTER)
     blobs: BlobServer | None = None  # boot diagnostics' blobs (set by SimulatedFleet)
+    on_delete: Callable[[str], None] | None = None  # a VM deleted through ARM (its SSH ends)
 
     def __init__(self, state: FleetState, *, subscription_id: str, page_size: int = 50,
                  retry_after: int | None = None, control: ControlHandler | None = None) -> None:
@@ -211,7 +215,9 @@ class ArmApi:
             if match is None:
                 continue
             wanted = "POST" if kind in ("action", "boot_diagnostics") else "GET"
-            if method != wanted:
+            if kind == "get" and method == "DELETE":
+                kind = wanted = "delete"
+            if method != wanted.upper():
                 return Response.error(405, "MethodNotAllowed",
                                       f"The requested resource does not support http method "
                                       f"'{method}'.")
@@ -248,6 +254,22 @@ class ArmApi:
             vm = self.state.require(groups["vm"])
             body = armjson.vm_body(vm, self.subscription_id, rg, expand)
         return Response.json(200, body, self._rate("get"))
+
+    def _delete(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        """Delete a VM at once: 200, or 204 for one that does not exist (as ARM answers)."""
+        self._check_rg(groups["rg"], _ACTIONS["delete"])
+        with self.state.lock:
+            if self.state.find(groups["vm"]) is None:
+                return Response(204, b"", self._rate("action"))
+            self.state.remove_vm(groups["vm"])
+        if self.on_delete is not None:
+            self.on_delete(groups["vm"])
+        return Response(200, b"", self._rate("action"))
+
+    def _resource_group(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
+        rg = self._check_rg(groups["rg"], _ACTIONS["resource_group"])
+        return Response.json(200, armjson.resource_group_body(self.subscription_id, rg),
+                             self._rate("get"))
 
     def _instance_view(self, groups: dict[str, str], query: dict[str, list[str]]) -> Response:
         self._check_rg(groups["rg"], _ACTIONS["instance_view"])

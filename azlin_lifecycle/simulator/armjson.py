@@ -135,7 +135,7 @@ def vm_body(vm: SimVM, subscription_id: str, resource_group: str,
     if expand_instance_view:
         props["instanceView"] = instance_view(vm)
     return {"name": vm.name, "id": rid, "type": "Microsoft.Compute/virtualMachines",
-            "location": LOCATION, "tags": {"azlin-simulator": "true"}, "properties": props}
+            "location": LOCATION, "tags": dict(vm.tags), "properties": props}
 
 
 def status_only_body(vm: SimVM, subscription_id: str, resource_group: str) -> dict[str, Any]:
@@ -151,7 +151,14 @@ def status_only_body(vm: SimVM, subscription_id: str, resource_group: str) -> di
                                        "hyperVGeneration", "statuses")}
     return {"name": vm.name, "id": vm_path(subscription_id, resource_group, vm.name),
             "type": "Microsoft.Compute/virtualMachines", "location": LOCATION,
-            "properties": {"vmId": vm.vm_id, "instanceView": view}}
+            "tags": dict(vm.tags), "properties": {"vmId": vm.vm_id, "instanceView": view}}
+
+
+def resource_group_body(subscription_id: str, resource_group: str) -> dict[str, Any]:
+    """GET of a resource group (Microsoft.Resources)."""
+    return {"id": f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}",
+            "name": resource_group, "type": "Microsoft.Resources/resourceGroups",
+            "location": LOCATION, "properties": {"provisioningState": "Succeeded"}}
 
 
 def error_body(code: str, message: str, target: str | None = None,

@@ -173,3 +173,14 @@ class SimulatorClient(FleetFacts):
         added: list[str] = self._request("POST", "vms", {"count": count})["added"]
         self.status()
         return added
+
+    def create_vm(self, name: str | None = None, *, session: str | None = None,
+                  tags: dict[str, str] | None = None) -> str:
+        """Create a VM as azlin does (``azlin-vm-<UTC timestamp>``, tag ``azlin-session``)."""
+        created = str(self._request("POST", "create-vm",
+                                    {"name": name, "session": session, "tags": tags or {}})["name"])
+        self.status()
+        return created
+
+    def delete_vm(self, name: str) -> None:
+        self._request("POST", f"vms/{name}/delete", {})

@@ -33,6 +33,15 @@ def make_control(fleet: SimulatedFleet) -> ControlHandler:
                 return 200, {"ok": True}
             if method == "POST" and parts == ["vms"]:
                 return 200, {"added": fleet.add_vms(int(args["count"]))}
+            if method == "POST" and parts == ["create-vm"]:
+                tags = args.get("tags") or {}
+                return 200, {"name": fleet.create_vm(
+                    args.get("name"), session=args.get("session"),
+                    tags={str(k): str(v) for k, v in dict(tags).items()})}
+            if method == "POST" and len(parts) == 3 and parts[0] == "vms" \
+                    and parts[2] == "delete":
+                fleet.delete_vm(parts[1])
+                return 200, {"ok": True}
             if method == "POST" and len(parts) == 3 and parts[0] == "vms":
                 return _vm_command(fleet, parts[1], parts[2], args)
         except SimulatorError as exc:

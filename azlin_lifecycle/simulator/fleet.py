@@ -3,9 +3,10 @@ optionally a stand-in Azure Bastion (:mod:`.bastion`) for VMs without a public I
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,7 @@ class SimulatedFleet(FleetFacts, PlatformControls):
             self._api.control_token = self.control_token
             self._api.network = self._network
             self._api.recorded_pace = self.recorded_pace
+            self._api.on_delete = lambda name: self.hub.apply(name, SshMode.REFUSED, 0.0)
             self._blobs = BlobServer(tls.server_context(), self._blob, self._blobs_hang)
             self._blobs.start()
             self._api.blobs = self._blobs
@@ -190,7 +192,7 @@ class SimulatedFleet(FleetFacts, PlatformControls):
         """Add ``count`` running VMs (named on from the last one); return their names.
         ``private``: without a public IP (None: the fleet's default)."""
         with self._add_lock:
-            first = len(self.state.all()) + 1
+            first = self.state.added + 1
             return [self._add(f"{self.name_prefix}{n:03d}", private)
                     for n in range(first, first + count)]
 
@@ -202,10 +204,33 @@ class SimulatedFleet(FleetFacts, PlatformControls):
                 raise SimulatorError(f"a simulated VM named {name!r} exists already")
             return self._add(name, private)
 
-    def _add(self, name: str, private: bool | None = None) -> str:
+    def create_vm(self, name: str | None = None, *, session: str | None = None,
+                  tags: Mapping[str, str] | None = None, private: bool | None = None) -> str:
+        """Create a running VM as azlin does: named ``azlin-vm-<UTC timestamp>`` unless
+        ``name`` is given, tagged ``azlin-session=<session, else its name>`` plus ``tags``."""
+        with self._add_lock:
+            if name is None:
+                name = f"azlin-vm-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S%f}"
+            check_vm_name(name)
+            if self.state.find(name) is not None:
+                raise SimulatorError(f"a simulated VM named {name!r} exists already")
+            return self._add(name, private, {"azlin-session": session or name, **(tags or {})})
+
+    def delete_vm(self, name: str) -> None:
+        """Delete a VM (what an ARM DELETE of it does): gone from ARM, its SSH refused."""
+        try:
+            self.state.remove_vm(name)
+        except ArmError:
+            raise SimulatorError(f"no simulated VM named {name!r}") from None
+        self.hub.apply(name, SshMode.REFUSED, 0.0)
+
+    def _add(self, name: str, private: bool | None = None,
+             tags: Mapping[str, str] | None = None) -> str:
         state, hub = self.state, self.hub
         port = hub.add(name, _metrics_reader(state, name))
         vm = state.add_vm(name, port)
+        if tags is not None:
+            vm.tags = dict(tags)
         entry = self._network.add(name, vm.index)
         if self.private if private is None else private:
             entry = self._network.set_public(name, False)

@@ -131,6 +131,7 @@ class SimVM:
     changed: float = field(default_factory=time.time)  # when the power state last changed
     resolved: tuple[float, float, str] | None = None  # (unavailable since, resolved, summary)
     boot_diagnostics: str = "on"
+    tags: dict[str, str] = field(default_factory=lambda: {"azlin-simulator": "true"})
     maintenance: tuple[float, float] | None = None
     approval_seconds: float = 0.0
     boots: list[float] = field(default_factory=lambda: [time.time()])
@@ -161,6 +162,7 @@ class FleetState:
         self.lock = threading.RLock()
         self._vms: dict[str, SimVM] = {}
         self._ops: dict[str, Operation] = {}
+        self.added = 0  # VMs ever added: a new one's index (its addresses), after deletions too
         self._log: list[Operation] = []
 
     # ------------------------------------------------------------------ VMs
@@ -169,8 +171,16 @@ class FleetState:
             if name.lower() in self._vms:
                 raise ValueError(f"VM {name!r} already exists")
             vm_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"azlin-sim/{self.resource_group}/{name}"))
-            vm = SimVM(name=name, index=len(self._vms), ssh_port=ssh_port, vm_id=vm_id)
+            vm = SimVM(name=name, index=self.added, ssh_port=ssh_port, vm_id=vm_id)
             self._vms[name.lower()] = vm
+            self.added += 1
+            return vm
+
+    def remove_vm(self, name: str) -> SimVM:
+        """Delete a VM: ARM no longer knows it (404 ResourceNotFound, absent from lists)."""
+        with self.lock:
+            vm = self.require(name)
+            del self._vms[name.lower()]
             return vm
 
     def find(self, name: str) -> SimVM | None:

@@ -31,8 +31,11 @@ def test_runner_enable_list_show_json() -> None:
     data = json.loads(listed.output)
     assert data[0]["vm_name"] == "web-1" and data[0]["hooks"] == {"on_failure": "/usr/local/bin/alert"}
     table = runner.invoke(cli, ["list"]).output.splitlines()
-    assert table[0].split() == ["VM", "ENABLED", "INTERVAL", "POLICY", "THRESHOLD", "DRY-RUN", "HOOKS"]
-    assert table[1].split() == ["web-1", "yes", "30s", "on-failure", "3", "no", "on_failure"]
+    assert table[0].split() == ["VM", "SOURCE", "ENABLED", "INTERVAL", "POLICY", "THRESHOLD",
+                                "DRY-RUN", "HOOKS"]
+    assert table[1].split() == ["web-1", "config", "yes", "30s", "on-failure", "3", "no",
+                                "on_failure"]
+    assert data[0]["source"] == "config"
     shown = json.loads(runner.invoke(cli, ["show", "web-1", "--json"]).output)
     assert shown["check_interval_seconds"] == 30
 

@@ -89,6 +89,7 @@ ALWAYS_SET: dict[Event, set[str]] = {
     Event.DAEMON_STARTED: {"MONITORED"}, Event.DAEMON_STOPPING: set(),
     Event.ESCALATION_REDEPLOY: _VM, Event.REPAIR_SETTLED: _VM | {"ACTION", "SENT"},
     Event.POSTMORTEM: _VM, Event.REPAIR_ACCEPTED: _VM,
+    Event.VM_DISCOVERED: _VM | {"RESOURCE_GROUP"}, Event.VM_GONE: _VM | {"RESOURCE_GROUP"},
 }
 
 

@@ -104,7 +104,8 @@ BAD = [
      "f.toml [healing]: breaker_failing_ratio = 2.0 is not allowed: expected a number from 0.01 to 1"),
     ("[hooks]\ntimeout_seconds = 0\n",
      "f.toml [hooks]: timeout_seconds = 0 is not allowed: expected a number from 0.1 to 3600"),
-    ("surprise = 1\n", "f.toml: unknown table or key 'surprise'; allowed: azure, daemon, ha, healing"),
+    ("surprise = 1\n",
+     "f.toml: unknown table or key 'surprise'; allowed: azure, daemon, discovery, ha, healing"),
     ("daemon = 1\n", "f.toml: daemon must be a table ([daemon])"),
 ]
 

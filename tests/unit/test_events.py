@@ -16,6 +16,7 @@ EXPECTED = {
     "power_changed", "hook_result", "config_reloaded", "config_reload_failed",
     "daemon_started", "daemon_stopping", "escalation_redeploy", "leader_elected",
     "leadership_lost", "standby", "repair_settled", "postmortem", "repair_accepted",
+    "vm_discovered", "vm_gone",
 }
 
 

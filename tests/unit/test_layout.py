@@ -11,7 +11,8 @@ import azlin_lifecycle
 PACKAGE = Path(azlin_lifecycle.__file__).parent
 # Decisions and bookkeeping: they take their adapters as arguments (tests pass fakes).
 DOMAIN = ("rules", "policy", "health", "healing", "leadership", "ledger", "fleet_book",
-          "announcements", "ha_role", "models", "ports", "scheduler", "signals", "postmortem")
+          "announcements", "ha_role", "models", "ports", "scheduler", "signals", "postmortem",
+          "discovery")
 # The loop's rooms: each one job, each short enough to read in one sitting.
 DAEMON_ROOMS = ("daemon", "fleet_book", "sweeps", "ha_role", "announcements", "paging")
 

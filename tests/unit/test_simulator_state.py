@@ -176,7 +176,15 @@ def test_api_faults_count_down(api: ArmApi) -> None:
     assert [a.status for a in answers] == [429, 429, 200]
     assert answers[0].headers["Retry-After"] == "3"
     assert api.handle("GET", f"{VMS}/vm-1?api-version=v", {}, b"").status == 401
-    assert api.handle("DELETE", f"{VMS}/vm-1?api-version=v", AUTH, b"").status == 405
+    assert api.handle("PUT", f"{VMS}/vm-1?api-version=v", AUTH, b"").status == 405
+
+
+def test_a_vm_deleted_through_arm_is_gone_and_a_second_delete_is_204(api: ArmApi) -> None:
+    assert api.handle("DELETE", f"{VMS}/vm-1?api-version=v", AUTH, b"").status == 200
+    gone = api.handle("GET", f"{VMS}/vm-1?api-version=v", AUTH, b"")
+    assert gone.status == 404 and json.loads(gone.body)["error"]["code"] == "ResourceNotFound"
+    again = api.handle("DELETE", f"{VMS}/vm-1?api-version=v", AUTH, b"")
+    assert (again.status, again.body) == (204, b"")
 
 
 @pytest.mark.parametrize(("mode", "after"), [

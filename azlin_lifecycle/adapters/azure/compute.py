@@ -52,6 +52,7 @@ Azure's answer to one is lost) are :mod:`.repairs`.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -72,7 +73,7 @@ from .limits import NotBefore, RateLimitWatch
 from .listing import SubscriptionListings
 from .login import SharedTokenCache, build_credential, credential_scope, login_error
 from .repairs import ArmRepairs
-from .views import power_info_from_view, resource_group_of, view_of
+from .views import power_info_from_view, resource_group_of, tags_of, view_of
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -327,8 +328,9 @@ class ArmCompute:
         for vm in vms:
             name, rg = vm.get("name"), resource_group_of(vm.get("id"))
             if isinstance(name, str) and rg is not None:
-                groups.setdefault(rg.lower(), {})[name.lower()] = power_info_from_view(
-                    view_of(vm))
+                info = power_info_from_view(view_of(vm))
+                groups.setdefault(rg.lower(), {})[name.lower()] = dataclasses.replace(
+                    info, name=name, tags=tags_of(vm))
         return groups
 
     def _check_not_before(self, subscription_id: str) -> None:

@@ -85,6 +85,14 @@ def parse_time(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def tags_of(vm: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A VM's top-level ``tags`` (a listing's item carries them) as (name, value) pairs."""
+    tags = vm.get("tags")
+    if not isinstance(tags, Mapping):
+        return ()
+    return tuple((str(k), "" if v is None else str(v)) for k, v in tags.items())
+
+
 def view_of(vm: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The instance view inside a VM's JSON (``properties.instanceView``), if any."""
     view: Mapping[str, Any] | None = (vm.get("properties") or {}).get("instanceView")
