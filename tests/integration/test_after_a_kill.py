@@ -6,7 +6,6 @@ transaction), then starts a real daemon against the simulator (real Azure SDK, r
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from azlin_lifecycle.state import StateStore
 from azlin_lifecycle.targets import resolve_target
 from azlin_lifecycle.wiring import build_compute, monitor_for
 from tests.support.inprocess import running_daemon
+from tests.support.journal_events import Events, caught_events
 from tests.support.simulated import fleet_in_env
 from tests.support.waiting import wait_for
 
@@ -51,29 +51,10 @@ def config(fleet: SimulatedFleet, tmp_path: Path, isolated_dirs: Path) -> Path:
     return path
 
 
-class Events(logging.Handler):
-    """The daemon's journal events, caught on the package's logger (the daemon replaces
-    the root logger's handlers when it starts)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def of(self, event: str) -> list[logging.LogRecord]:
-        return [r for r in list(self.records) if getattr(r, "EVENT", None) == event]
-
-
 @pytest.fixture
 def events() -> Iterator[Events]:
-    handler, logger = Events(), logging.getLogger("azlin_lifecycle")
-    logger.addHandler(handler)
-    try:
+    with caught_events() as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 def hooks_fired(tmp_path: Path) -> list[str]:

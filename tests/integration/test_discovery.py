@@ -22,36 +22,17 @@ from azlin_lifecycle.cli.main import cli
 from azlin_lifecycle.daemon import LifecycleDaemon
 from azlin_lifecycle.simulator import SimulatedFleet, SshMode
 from tests.support.inprocess import running_daemon
+from tests.support.journal_events import Events, caught_events
 from tests.support.simulated import fleet_in_env
 from tests.support.waiting import wait_for
 
 INTERVAL = 10
 
 
-class Events(logging.Handler):
-    """The daemon's journal events, caught on the package's logger (the daemon replaces
-    the root logger's handlers when it starts)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def of(self, event: str, vm: str | None = None) -> list[logging.LogRecord]:
-        return [r for r in list(self.records) if getattr(r, "EVENT", None) == event
-                and (vm is None or getattr(r, "VM_NAME", None) == vm)]
-
-
 @pytest.fixture
 def events() -> Iterator[Events]:
-    handler, logger = Events(), logging.getLogger("azlin_lifecycle")
-    logger.addHandler(handler)
-    try:
+    with caught_events() as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture
