@@ -37,6 +37,39 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def repair_in_flight(db: Path) -> bool:
+    """A repair recorded as in flight in the state store (read-only)."""
+    if not db.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True,
+                                                timeout=5)) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM repairs WHERE outcome = "
+                               "'in_flight'").fetchone()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0])
+
+
+def sample_of(pid: int, started: float) -> Sample | None:
+    """RSS, open fds and threads of ``pid`` now, from /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        links = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "VmRSS" not in fields:  # a zombie: killed, not yet reaped
+        return None
+    sockets = sum(1 for link in links if link.startswith("socket:"))
+    return Sample(time.time(), time.time() - started,
+                  int(fields["VmRSS"].split()[0]) / 1024, len(links), int(fields["Threads"]),
+                  sockets)
+
+
 @dataclass
 class Sample:
     at: float  # epoch
@@ -44,6 +77,17 @@ class Sample:
     rss_mb: float
     fds: int
     threads: int
+    sockets: int  # of the fds: kept SSH connections and tunnels, the database's none
+
+    @property
+    def other_fds(self) -> int:
+        """Fds that are not sockets: files, pipes (flat, whatever the fleet does)."""
+        return self.fds - self.sockets
+
+    @property
+    def spare_threads(self) -> int:
+        """Threads beyond one per socket (paramiko's per kept connection)."""
+        return self.threads - self.sockets
 
 
 @dataclass
@@ -112,31 +156,13 @@ class Supervisor:
 
     def _sample(self) -> Sample | None:
         assert self.proc is not None
-        pid = self.proc.pid
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
-        except OSError:
-            return None
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        return Sample(time.time(), time.time() - self.started,
-                      int(fields["VmRSS"].split()[0]) / 1024, fds, int(fields["Threads"]))
+        return sample_of(self.proc.pid, self.started)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def repair_in_flight(self) -> bool:
-        """A repair recorded as in flight in the state store (read-only)."""
-        if not self.db.exists():
-            return False
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True,
-                                                    timeout=5)) as conn:
-                row = conn.execute("SELECT COUNT(*) FROM repairs WHERE outcome = "
-                                   "'in_flight'").fetchone()
-        except sqlite3.Error:
-            return False
-        return bool(row and row[0])
+        return repair_in_flight(self.db)
 
     def stop(self) -> None:
         """SIGTERM, as ``systemctl --user stop`` does."""

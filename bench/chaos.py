@@ -19,24 +19,36 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import platform
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 import _chaos_checks as checks
 from _chaos_daemon import Supervisor
-from _chaos_faults import HOOK_SCRIPT, REPAIR_WAIT, Injector, kill_times, schedule
+from _chaos_faults import (
+    HOOK_SCRIPT,
+    REPAIR_WAIT,
+    Injector,
+    Planned,
+    kill_times,
+    schedule,
+)
+from _chaos_systemd import SystemdUnit
 from _procs import REPO, simulator
 
 INTERVAL = 10
 BUDGET, WINDOW = 3, 3600
 RESTART_TIMEOUT = 60
-SETTLE = 45.0
+SETTLE = 30.0
+BAIT_LEAD = 20.0  # a kill meant for a repair in flight hangs a VM this long before
 
 
 def config(sim: object, path: Path, hook: Path) -> None:
@@ -56,41 +68,83 @@ def config(sim: object, path: Path, hook: Path) -> None:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
+    if args.supervisor == "foreground":
+        return soak(args, tmp, None)
+    from tests.support.user_session import HarnessUnavailable, UserSession
+
+    try:
+        session = UserSession().start()
+    except HarnessUnavailable as exc:
+        if args.supervisor == "systemd":
+            raise SystemExit(f"no systemd user manager: {exc}") from None
+        print(f"no systemd user manager ({exc}); the daemon runs under the soak's own "
+              "supervisor", flush=True)
+        return soak(args, tmp, None)
+    try:
+        return soak(args, session.home / "chaos", session)
+    finally:
+        session.stop()
+
+
+def soak(args: argparse.Namespace, tmp: Path, session: Any) -> int:
     rng = random.Random(args.seed)
     seconds = args.minutes * 60.0
+    wrap, sim_env = None, None
+    if session is not None:  # everything the unit's user must reach is the user's
+        tmp.mkdir(parents=True, exist_ok=True)
+        wrap, sim_env = session.user_argv, session.env
+        for d in (tmp, tmp / "sim", tmp / "config", tmp / "state"):
+            d.mkdir(exist_ok=True)
+            os.chown(d, session.uid, session.gid)
     with simulator(tmp / "sim", args.vms, boot_seconds=3.0, operation_seconds=6.0,
-                   private=True) as (sim, _, _):
+                   private=True, wrap=wrap, env=sim_env) as (sim, _, _):
         public = sim.vm_names[::2]
         for vm in public:
             sim.set_public_ip(vm, True)
-        (tmp / "config").mkdir()
+        (tmp / "config").mkdir(exist_ok=True)
         cfg = tmp / "config" / "lifecycle-config.toml"
         hook, hook_log, mode = tmp / "hook.sh", tmp / "hooks.log", tmp / "hook-mode"
         hook.write_text(HOOK_SCRIPT.format(log=hook_log, mode=mode))
         hook.chmod(0o755)
         mode.write_text("normal")
+        hook_log.touch()
         config(sim, cfg, hook)
         env = sim.env()
         env.update(AZLIN_CONFIG_DIR=str(tmp / "config"), XDG_STATE_HOME=str(tmp / "state"),
                    PYTHONUNBUFFERED="1")
+        sup: Supervisor | SystemdUnit
+        if session is not None:
+            for path in (cfg, hook, hook_log, mode):
+                os.chown(path, session.uid, session.gid)
+            env.update({k: v for k, v in session.env.items() if k != "PATH"})
+            sup = SystemdUnit(session, tmp, env)
+        else:
+            sup = Supervisor(tmp, env, REPO)
         plan = schedule(rng, sim.vm_names, seconds, args.rate * max(args.vms, 30) / 100)
         kills = kill_times(rng, seconds)
-        inj = Injector(sim, cfg, mode, env, REPO)
-        sup = Supervisor(tmp, env, REPO)
+        inj = Injector(sim, cfg, mode, env, REPO, wrap)
         sup.start()
         began = time.time()
         hung_ids: set[str] = set()
         seen_ops: set[str] = set()
         waiting_since: float | None = None
+        bait, baited = random.Random(args.seed + 1), set[float]()
         last_poll = 0.0
         print(f"chaos soak: {args.vms} VMs ({len(public)} public, "
               f"{args.vms - len(public)} behind Bastion), {args.minutes:g} min, seed "
-              f"{args.seed}, {len(plan)} faults and {len(kills)} kills planned; in {tmp}",
-              flush=True)
+              f"{args.seed}, {len(plan)} faults and {len(kills)} kills planned; the daemon "
+              + ("as the user unit under systemd --user" if session else "under the soak's "
+                 "supervisor") + f"; in {tmp}", flush=True)
         while (now := time.time()) - began < seconds:
             while plan and plan[0].at <= now - began:
                 inj.apply(plan.pop(0))
             inj.tick()
+            if kills and kills[0][1] and kills[0][0] not in baited \
+                    and now - began >= kills[0][0] - BAIT_LEAD:
+                baited.add(kills[0][0])  # a hung VM, for a repair to be in flight then
+                free = [vm for vm in sim.vm_names if inj.busy.get(vm, 0.0) <= now]
+                if free:
+                    inj.apply(Planned(now - began, "ssh_hang", bait.choice(free), 0.0))
             if kills and kills[0][0] <= now - began and sup.alive() and inj.valid_now():
                 wants_repair = kills[0][1]
                 in_flight = sup.repair_in_flight()
@@ -133,10 +187,12 @@ def _follow_ops(sim: object, inj: Injector, hung_ids: set[str], seen: set[str]) 
         inj.seen_repair(op["vm"], op["started"], op["id"] not in hung_ids)
 
 
-def report(args: argparse.Namespace, tmp: Path, began: float, inj: Injector, sup: Supervisor,
+def report(args: argparse.Namespace, tmp: Path, began: float, inj: Injector,
+           sup: Supervisor | SystemdUnit,
            ops: list[dict[str, object]], hung_ids: set[str], cfg: Path, hook_log: Path) -> int:
     rows_db = checks.ledger(sup.db)
-    events = checks.journal_events(tmp / "daemon.log")
+    events = sup.journal_events(began) if isinstance(sup, SystemdUnit) else \
+        checks.journal_events(tmp / "daemon.log")
     hooks = checks.hook_lines(hook_log)
     double, monitor, after_kill = checks.incidents(ops, inj.log, hung_ids, sup.kills)
     rss, flat = checks.resources(sup.steady, began, args.minutes)
@@ -145,7 +201,7 @@ def report(args: argparse.Namespace, tmp: Path, began: float, inj: Injector, sup
              checks.config_file(cfg, inj.expected, inj.edits, inj.cli_violations),
              checks.Row("the daemon died only when killed", sup.starts,
                         [f"exit {code} at {at - began:.0f} s" for at, code in sup.own_exits]),
-             rss, flat]
+             rss, flat, checks.bounded(sup.samples, args.vms)]
     width = max(len(r.name) for r in table)
     print(f"\n{'invariant':<{width}}  {'checked':>7}  {'violations':>10}  verdict")
     for r in table:
@@ -171,7 +227,7 @@ def report(args: argparse.Namespace, tmp: Path, began: float, inj: Injector, sup
         print(f"daemon {label}: " + ("-" if s is None else
               f"RSS {s.rss_mb:.1f} MB, {s.fds} fds, {s.threads} threads (age {s.age:.0f} s)"))
     print("steady samples (each incarnation at 45 s): " + ", ".join(
-        f"{s.rss_mb:.0f}MB/{s.fds}fd/{s.threads}t" for s in sup.steady))
+        f"{s.rss_mb:.0f}MB/{s.fds}fd({s.sockets} sockets)/{s.threads}t" for s in sup.steady))
     print(f"machine: {platform.node()}, {platform.platform()}, "
           f"{platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     failed = any(r.violations for r in table)
@@ -186,6 +242,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=8.0,
                         help="faults a minute per 100 VMs (default 8)")
+    parser.add_argument("--supervisor", choices=("auto", "systemd", "foreground"),
+                        default="auto", help="the daemon as the user unit under a real "
+                        "systemd user manager, or under the soak's own supervisor; auto: "
+                        "systemd when one can be brought up")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args()
     if args.keep:
