@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import platform
 import random
@@ -190,6 +191,9 @@ def _follow_ops(sim: object, inj: Injector, hung_ids: set[str], seen: set[str]) 
 def report(args: argparse.Namespace, tmp: Path, began: float, inj: Injector,
            sup: Supervisor | SystemdUnit,
            ops: list[dict[str, object]], hung_ids: set[str], cfg: Path, hook_log: Path) -> int:
+    (tmp / "chaos-record.json").write_text(json.dumps({
+        "began": began, "faults": [vars(f) for f in inj.log], "kills": sup.kills,
+        "operations": ops, "hung_operations": sorted(hung_ids)}, indent=1))
     rows_db = checks.ledger(sup.db)
     events = sup.journal_events(began) if isinstance(sup, SystemdUnit) else \
         checks.journal_events(tmp / "daemon.log")
@@ -246,7 +250,9 @@ def main() -> int:
                         default="auto", help="the daemon as the user unit under a real "
                         "systemd user manager, or under the soak's own supervisor; auto: "
                         "systemd when one can be brought up")
-    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory "
+                        "(daemon.log, hooks.log, state/, chaos-record.json: faults, kills and "
+                        "the stand-in's operations)")
     args = parser.parse_args()
     if args.keep:
         return run(args, Path(tempfile.mkdtemp(prefix="azlin-chaos-")))
