@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -92,7 +93,8 @@ def soak(args: argparse.Namespace, tmp: Path, session: Any) -> int:
     seconds = args.minutes * 60.0
     wrap, sim_env = None, None
     if session is not None:  # everything the unit's user must reach is the user's
-        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # an earlier soak's books are not this one's
+        tmp.mkdir(parents=True)
         wrap, sim_env = session.user_argv, session.env
         for d in (tmp, tmp / "sim", tmp / "config", tmp / "state"):
             d.mkdir(exist_ok=True)
