@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from azlin_lifecycle.simulator import SimulatorClient
@@ -46,19 +46,22 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
 @contextlib.contextmanager
 def simulator(directory: Path, vms: int, *, boot_seconds: float = 5.0,
               operation_seconds: float = 1.0, command_seconds: float = 0.0,
-              timeout: float = 120.0,
-              private: bool = False) -> Iterator[tuple[SimulatorClient, int, float]]:
+              timeout: float = 120.0, private: bool = False,
+              wrap: Callable[[list[str]], list[str]] | None = None,
+              env: dict[str, str] | None = None,
+              ) -> Iterator[tuple[SimulatorClient, int, float]]:
     """A simulated fleet in its own process: (client, pid, seconds until it was ready);
-    ``private``: VMs without a public IP, behind the stand-in Azure Bastion."""
+    ``private``: VMs without a public IP, behind the stand-in Azure Bastion; ``wrap``
+    the command (to run it as another user, say) and its ``env``."""
     directory.mkdir(parents=True, exist_ok=True)
     log = (directory / "simulator.log").open("wb")
     began = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "azlin_lifecycle.simulator", "--vms", str(vms),
-         "--dir", str(directory), "--boot-seconds", str(boot_seconds),
-         "--operation-seconds", str(operation_seconds),
-         "--command-seconds", str(command_seconds)] + ([] if private else ["--public"]),
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    argv = [sys.executable, "-m", "azlin_lifecycle.simulator", "--vms", str(vms),
+            "--dir", str(directory), "--boot-seconds", str(boot_seconds),
+            "--operation-seconds", str(operation_seconds),
+            "--command-seconds", str(command_seconds)] + ([] if private else ["--public"])
+    proc = subprocess.Popen(argv if wrap is None else wrap(argv), env=env, stdout=log,
+                            stderr=subprocess.STDOUT, cwd=REPO)
     try:
         info = directory / "simulator.json"
         while not info.exists():

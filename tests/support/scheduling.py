@@ -38,6 +38,8 @@ EXPECTED_SECONDS: dict[str, float] = {
     "tests/integration/test_bench_smoke.py::test_fleet_benchmark_quick_run_prints_its_table":
         160,
     USER_SESSION_GROUP: 145,
+    "tests/integration/test_chaos_soak.py::test_a_two_minute_chaos_soak_keeps_every_invariant":
+        160,
     "tests/integration/test_readme.py::test_make_demo_ha_block": 65,
     "fault-taxonomy": 62,
     "tests/integration/test_ha_daemons.py::"
