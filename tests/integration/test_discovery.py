@@ -98,6 +98,7 @@ def test_a_deleted_vm_is_one_vm_gone_and_no_failed_check(
         wait_for(lambda: daemon.get_status().healthy == 2, 40, "the 2 VMs healthy")
         fleet.delete_vm("vm-002")
         wait_for(lambda: monitored(daemon) == ["vm-001"], INTERVAL + 15, "vm-002 dropped")
+        time.sleep(3 + 1)  # a check under way as it was dropped ends (ssh_timeout_seconds)
         kept = daemon.store.history("vm-002")
         time.sleep(2 * INTERVAL + 2)  # two more sweeps: nothing more about vm-002
         (gone,) = events.of("vm_gone", "vm-002")
