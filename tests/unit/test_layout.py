@@ -12,7 +12,7 @@ PACKAGE = Path(azlin_lifecycle.__file__).parent
 # Decisions and bookkeeping: they take their adapters as arguments (tests pass fakes).
 DOMAIN = ("rules", "policy", "health", "healing", "leadership", "ledger", "fleet_book",
           "announcements", "ha_role", "models", "ports", "scheduler", "signals", "postmortem",
-          "discovery")
+          "discovery", "alerts", "paging", "hook_message")
 # The loop's rooms: each one job, each short enough to read in one sitting.
 DAEMON_ROOMS = ("daemon", "fleet_book", "sweeps", "ha_role", "announcements", "paging")
 
