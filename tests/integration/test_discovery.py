@@ -247,3 +247,22 @@ def test_the_stand_in_lists_tags_answers_a_group_and_deletes_through_arm_and_con
             compute.close()
         assert [vm["name"] for vm in client.status()["vms"]] == ["vm-002"]
 
+
+
+def test_enable_all_follows_azlins_selected_context_as_a_user_has_it(
+        fleet: SimulatedFleet, isolated_dirs: Path) -> None:
+    """No resource group in our file: `enable --all` takes azlin's selected context's
+    (~/.azlin/active-context, contexts/NAME.toml), as `azlin list` would."""
+    (isolated_dirs / "contexts").mkdir(parents=True)
+    (isolated_dirs / "active-context").write_text("lab\n")
+    (isolated_dirs / "contexts" / "lab.toml").write_text(tomli_w.dumps({
+        "name": "lab", "subscription_id": fleet.subscription_id,
+        "resource_group": fleet.resource_group, "region": "eastus"}))
+    config = isolated_dirs / "lifecycle-config.toml"
+    config.write_text(tomli_w.dumps({"azure": {"arm_endpoint": fleet.arm_endpoint,
+                                               "ca_bundle": str(fleet.ca_path)}}))
+    result = lifecycle(config, "enable", "--all")
+    assert result.returncode == 0, result
+    assert f"in {fleet.resource_group} (from azlin context lab" in result.stdout, result.stdout
+    assert "Found now: 2 VMs (vm-001, vm-002)" in result.stdout
+    assert fleet.resource_group not in config.read_text()  # azlin's setting stays azlin's
