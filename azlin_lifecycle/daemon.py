@@ -26,6 +26,7 @@ from typing import Any
 
 from .adapters import systemd as sd
 from .config import LifecycleConfig
+from .deciding import Decider
 from .discovery import Discovery, merged
 from .errors import DaemonError, LifecycleConfigError
 from .events import Event, log_event, quiet_libraries
@@ -120,6 +121,8 @@ class LifecycleDaemon:
         self.monitor, self.healer, self.hooks, self.ha = (parts.monitor, parts.healer,
                                                           parts.hooks, parts.ha)
         self.checks = CheckRunner(self.monitor, self._config.daemon.max_workers)
+        self.decider = Decider(self.healer, self.book, self.checks, self._view_lock,
+                               lambda: self._config, self.ha)
 
     # ================================================================== the loop
     def _run(self) -> None:
@@ -170,6 +173,8 @@ class LifecycleDaemon:
                                       "before it finished)")
             elif kind == "settled":
                 self._settled(payload, outcome)
+            elif kind == "decided":
+                self.decider.decided(payload, outcome, self.told, self.hooks)
             elif kind == "discovery":  # [discovery]'s listing is in: found VMs apply at once
                 self._apply(self._file, self.discovery.listed(self._file, outcome, payload))
 
@@ -237,27 +242,16 @@ class LifecycleDaemon:
 
     # ------------------------------------------------------------------ decide
     def _decide(self, results: list[HealthStatus]) -> None:
-        """A batch is in: the breaker, the repairs needing it, its alerts (a digest if many)."""
+        """A batch is in: the breaker, then the decisions needing it (off the loop)."""
         fleet = self.book.update_breaker(self._config.healing)
+        self.decider.many = fleet.many  # the sweep's alerts: a digest if this many
         for status in self.book.swept(results):
             if not status.healthy and self.healer.needs_fleet(failure_of(status)):
                 self._heal(status, self.book.for_decision(fleet))
-        self.told.fire(self.hooks, self.book.pager.page(fleet.many))
 
     def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
-        """Plan now, note the alert it owes (paged with its sweep), act on a thread of its own."""
-        vm = status.vm_name
-        if vm in self.book.in_flight or (self.ha is not None and not self.ha.acting()):
-            return  # being repaired; or a standby: the leader decides, with the ledger
-        failure = failure_of(status)
-        decision = self.healer.plan(vm, failure, fleet, self.book.last_healthy.get(vm))
-        self.book.pager.alert(status, decision, self.healer.alert_context(failure, decision),
-                              self._config.hooks.repeat_seconds)
-        if decision.action is None or decision.dry_run:
-            self.healer.act(vm, decision)  # nothing, or "would repair": nothing waits
-            return
-        self.book.repair_started(vm)  # the healer calls monitor.repaired once Azure is done
-        self.checks.aside("repair", vm, lambda: self.healer.act(vm, decision))
+        """Have it decided off the loop (:mod:`~.deciding`): a decision asks Azure."""
+        self.decider.request(status, fleet)
 
     # ------------------------------------------------------------------ after a kill
     def _settle(self, records: list[RepairRecord], by: str) -> None:
@@ -271,9 +265,9 @@ class LifecycleDaemon:
             log.error("settling interrupted repairs failed: %s", outcome)
             return
         tells, again = self.book.settled(outcome, by, since=self._started_at)
+        self.told.fire(self.hooks, tells)
         for status in again:
             self._heal(status, self.book.for_decision(self.book.fleet()))
-        self.told.fire(self.hooks, [*tells, *self.book.pager.page(None)])
 
     # ------------------------------------------------------------------ tell
     def _publish_status(self, force: bool = False, ready: bool = False) -> None:

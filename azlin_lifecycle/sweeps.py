@@ -61,6 +61,8 @@ class CheckRunner:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="check")
         self._azure_pool = ThreadPoolExecutor(max_workers=AZURE_WORKERS,
                                               thread_name_prefix="azure")
+        # Repair decisions, one at a time (they ask Azure; see deciding.py).
+        self._decider = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
         self._batches: dict[int, Batch] = {}
         self._batch_ids = 0
         self._pending: set[Future[Any]] = set()
@@ -171,6 +173,11 @@ class CheckRunner:
         # stopping daemon alive (its intent is already committed to the state store).
         threading.Thread(target=run, name=f"{kind}-{payload}"[:40], daemon=True).start()
 
+    def decide(self, kind: str, payload: Any, work: Callable[[], Any]) -> None:
+        """Run ``work()`` on the decider thread, after the decisions asked before; its
+        future comes back as a (kind, payload, future) completion."""
+        self._submit(self._decider, kind, payload, work)
+
     def _submit(self, pool: ThreadPoolExecutor, kind: str, payload: Any,
                 fn: Callable[..., Any], *args: Any) -> None:
         future = pool.submit(fn, *args)
@@ -183,3 +190,4 @@ class CheckRunner:
             future.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._azure_pool.shutdown(wait=False, cancel_futures=True)
+        self._decider.shutdown(wait=False, cancel_futures=True)

@@ -39,9 +39,11 @@ class FakeCompute:
     # vm -> the VM agent's displayStatus in its instance view (none: Azure cannot tell)
     agents: dict[str, str] = field(default_factory=dict)
     forgotten_listings: int = 0
+    view_seconds: float = 0.0  # how long an instance view takes (Azure slow, throttling)
 
     def instance_view(self, target: VMTarget) -> PowerInfo:
         self.calls.append(("instance_view", target.name))
+        time.sleep(self.view_seconds)
         state = self.states.get(target.name, VMState.NOT_FOUND)
         return PowerInfo(state, "succeeded", self.agents.get(target.name),
                          message="not found" if state is VMState.NOT_FOUND else None)

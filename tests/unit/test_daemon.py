@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -247,3 +250,46 @@ def test_a_daemon_never_started_reports_no_pid(tmp_path: Path) -> None:
     assert status.pid is None and not status.running
     with h:
         assert h.daemon.get_status().pid is not None
+
+
+def test_a_decision_waiting_on_a_slow_azure_does_not_stall_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (the chaos soak, issue 21): repair decisions read Azure, and made on the
+    loop, a throttled Azure kept it from pinging systemd's watchdog until systemd killed
+    the daemon, again and again. Decided off the loop, the pings go on."""
+    sock_path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.1)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "600000")  # a ping every 0.3 s
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    h = Harness(tmp_path, healing="breaker_min_failing = 3")  # 2 of 3 failing: no breaker
+    h.compute.view_seconds = 3.0  # each decision's instance view: 3 s
+    for vm in ("vm1", "vm2"):
+        h.ssh.down[vm] = "timed out (hung)"
+    pings: list[float] = []
+
+    def listen() -> None:  # every WATCHDOG=1 as it arrives, for the whole run
+        while not sock_done.is_set():
+            try:
+                if sock.recv(4096) == b"WATCHDOG=1":
+                    pings.append(time.monotonic())
+            except TimeoutError:
+                pass
+
+    sock_done = threading.Event()
+    listener = threading.Thread(target=listen)
+    listener.start()
+    with h:
+        wait_for(lambda: len([c for c in h.compute.calls if c[0] == "restart"]) == 1, 15)
+        time.sleep(1.0)
+    sock_done.set()
+    listener.join()
+    sock.close()
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert len(pings) >= 8 and max(gaps) < 1.0, gaps
+    # One at a time, so the in-flight cap (1 below 20 VMs) saw the first repair: the
+    # second VM was held, not restarted alongside.
+    assert [c for c in h.compute.calls if c[0] == "restart"] in (
+        [("restart", "vm1")], [("restart", "vm2")])

@@ -12,9 +12,10 @@ PACKAGE = Path(azlin_lifecycle.__file__).parent
 # Decisions and bookkeeping: they take their adapters as arguments (tests pass fakes).
 DOMAIN = ("rules", "policy", "health", "healing", "leadership", "ledger", "fleet_book",
           "announcements", "ha_role", "models", "ports", "scheduler", "signals", "postmortem",
-          "discovery", "alerts", "paging", "hook_message")
+          "discovery", "alerts", "paging", "hook_message", "deciding")
 # The loop's rooms: each one job, each short enough to read in one sitting.
-DAEMON_ROOMS = ("daemon", "fleet_book", "sweeps", "ha_role", "announcements", "paging")
+DAEMON_ROOMS = ("daemon", "fleet_book", "sweeps", "ha_role", "announcements", "paging",
+                "deciding")
 
 
 def imported_modules(path: Path) -> set[str]:
