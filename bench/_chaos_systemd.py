@@ -35,6 +35,7 @@ class SystemdUnit:
     pid: int = 0
     started: float = 0.0
     restarts_seen: int = 0
+    kills_seen: int = 0  # our kills that explained a restart systemd counted
     last_show: float = 0.0
     active: bool = False
 
@@ -63,18 +64,26 @@ class SystemdUnit:
         got = show(self.session, "MainPID", "NRestarts", "ActiveState")
         pid, restarts = int(got.get("MainPID") or 0), int(got.get("NRestarts") or 0)
         self.active = got.get("ActiveState") == "active"
-        if restarts > self.restarts_seen:
-            ours = sum(1 for _ in self.kills)
-            for _ in range(max(0, restarts - max(self.restarts_seen, ours))):
-                self.own_exits.append((time.time(), -1))
-            self.restarts_seen = restarts
+        for _ in range(self.unexplained(restarts)):
+            self.own_exits.append((time.time(), -1))
         if got.get("ActiveState") == "failed":  # start limit hit, or a failed start
             self.own_exits.append((time.time(), -2))
             self.session.systemctl("reset-failed", UNIT, check=False)
             self.session.systemctl("start", UNIT, check=False)
+            self.restarts_seen, self.kills_seen = 0, len(self.kills)  # counter reset
         if pid and pid != self.pid:
             self.pid, self.started = pid, time.time()
             self.starts += 1
+
+    def unexplained(self, restarts: int) -> int:
+        """Of the restarts systemd counted (``NRestarts``) since last asked, those that
+        no kill of ours explains: the daemon died on its own."""
+        new = restarts - self.restarts_seen
+        if new <= 0:
+            return 0
+        ours = min(new, len(self.kills) - self.kills_seen)
+        self.restarts_seen, self.kills_seen = restarts, self.kills_seen + ours
+        return new - ours
 
     def kill(self, during_repair: bool) -> None:
         os.kill(self.pid, signal.SIGKILL)

@@ -134,3 +134,16 @@ def test_the_schedule_is_the_seed_s_and_kills_come_at_least_every_3_minutes() ->
     gaps = [b[0] - a[0] for a, b in zip([(0.0, False), *kills], kills, strict=False)]
     assert max(gaps) + 25 <= 180 and min(gaps[1:]) >= 76
     assert sum(1 for _, wait in kills if wait) * 3 >= len(kills)
+
+
+def test_only_restarts_no_kill_of_ours_explains_count_as_deaths() -> None:
+    """The 60-minute run's accounting: two watchdog kills among the soak's own SIGKILLs
+    are two deaths, not one more for each later kill of ours (it counted 5)."""
+    from _chaos_systemd import SystemdUnit
+
+    unit = SystemdUnit(session=None, workdir=Path("/nonexistent"), env={})  # type: ignore[arg-type]
+    counted = []
+    for kills, restarts in ((1, 1), (2, 2), (2, 3), (2, 4), (3, 5), (4, 6), (4, 6)):
+        unit.kills = [(0.0, False)] * kills
+        counted.append(unit.unexplained(restarts))
+    assert counted == [0, 0, 1, 1, 0, 0, 0]
