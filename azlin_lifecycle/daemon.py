@@ -133,8 +133,9 @@ class LifecycleDaemon:
             self.told = self.book.begin(self._config.enabled_vms(), self._started_at, os.getpid())
             self.told.fire(self.hooks, self.told.owed())  # the last daemon's, not run
             self._sync_schedule()
-            log_event(log, Event.DAEMON_STARTED, "azlin-lifecycle started: monitoring "
-                      f"{(vms := len(self._config.enabled_vms()))} VMs", monitored=vms)
+            vms = len(self._config.enabled_vms())
+            log_event(log, Event.DAEMON_STARTED,
+                      f"azlin-lifecycle started: monitoring {vms} VMs", monitored=vms)
             self._publish_status(force=True, ready=True)
         if self.ha is not None:
             self.ha.start()
@@ -248,6 +249,7 @@ class LifecycleDaemon:
         for status in self.book.swept(results):
             if not status.healthy and self.healer.needs_fleet(failure_of(status)):
                 self._heal(status, self.book.for_decision(fleet))
+        self.decider.page(self.told, self.hooks)  # alerts decided while it was checked
 
     def _heal(self, status: HealthStatus, fleet: FleetView) -> None:
         """Have it decided off the loop (:mod:`~.deciding`): a decision asks Azure."""

@@ -8,8 +8,8 @@ found that (issue 21). So the loop only asks: one decider thread makes the decis
 turn, and the loop acts on each as it comes back. One thread, so that the in-flight cap
 sees the repairs decided just before (a VM decided for repair is marked in flight at
 once, under the loop's lock); a VM already waiting for its decision is not asked twice.
-The ``on_failure`` alerts noted with the decisions are paged once none is pending, so the
-alerts of one sweep still come as one digest when there are many.
+The ``on_failure`` alerts noted with the decisions are paged once none is pending and no
+batch is being checked, so the alerts of one sweep still come as one digest when many.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Decider:
     def decided(self, status: HealthStatus, done: Future[Any], told: Announcements,
                 hooks: HookRunner) -> None:
         """On the loop: a decision is in. Note its alert, start its repair on a thread of
-        its own; page the alerts once no decision is pending."""
+        its own; page the alerts if nothing more is to come (:meth:`page`)."""
         vm = status.vm_name
         self.pending.discard(vm)
         try:
@@ -85,5 +85,10 @@ class Decider:
                                   self.config().hooks.repeat_seconds)
             if decision.action is not None and not decision.dry_run:
                 self.checks.aside("repair", vm, lambda: self.healer.act(vm, decision))
-        if not self.pending:
+        self.page(told, hooks)
+
+    def page(self, told: Announcements, hooks: HookRunner) -> None:
+        """On the loop: page the alerts noted, once no decision is pending and no batch
+        is being checked (so that a sweep's alerts go together: a digest when many)."""
+        if not self.pending and not self.checks.busy:
             told.fire(hooks, self.book.pager.page(self.many))

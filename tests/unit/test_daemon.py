@@ -293,3 +293,16 @@ def test_a_decision_waiting_on_a_slow_azure_does_not_stall_the_loop(
     # second VM was held, not restarted alongside.
     assert [c for c in h.compute.calls if c[0] == "restart"] in (
         [("restart", "vm1")], [("restart", "vm2")])
+
+
+def test_a_fault_no_restart_fixes_on_many_vms_at_once_pages_one_digest(tmp_path: Path) -> None:
+    """Decided as each check ends (no fleet view needed), their alerts still wait for the
+    sweep's end: one digest, not one page each (a rotated key breaks every VM at once)."""
+    h = Harness(tmp_path)
+    for vm in ("vm1", "vm2", "vm3"):
+        h.ssh.down[vm] = "authentication failed"
+    with h:
+        wait_for(lambda: len(h.hooks.of("on_failure")) == 1)
+        time.sleep(0.5)
+    [(first, digest)] = h.hooks.of("on_failure")
+    assert (first, digest["vm_names"], digest["outcome"]) == ("vm1", "vm1,vm2,vm3", "needs_you")
