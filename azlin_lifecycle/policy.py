@@ -276,9 +276,16 @@ def settle(record: RepairRecord, view: PowerInfo | None, error: str | None) -> S
         return Settlement(None, f"no view of Azure was kept with the intent; the {action} is "
                                 "taken as sent and its grace period stands")
     same_state = view.state is mark.state
-    same_provisioning = mark.provisioning_time is None or (
+    same_provisioning = mark.provisioning_state is None or (  # None: a start's mark
         view.provisioning_state == mark.provisioning_state
         and view.provisioning_time == mark.provisioning_time)
+    if same_state and same_provisioning and mark.provisioning_state is not None \
+            and mark.provisioning_time is None:
+        # e.g. a failed provisioning state, which carries no time: nothing tells whether a
+        # restart came and went (it ends running, as it began), so it counts as sent
+        return Settlement(None, f"Azure's view kept with the intent has no provisioning time "
+                                f"to compare; the {action} is taken as sent and its grace "
+                                "period stands")
     if same_state and same_provisioning:
         return Settlement(False, f"the {action} never reached Azure: power state "
                                  f"{view.state.value} and provisioning unchanged since the "

@@ -47,6 +47,16 @@ def record(action: RepairAction = RepairAction.RESTART,
      AzureMark(VMState.RUNNING, "succeeded", T0), True, "changed since the intent"),
     (PowerInfo(VMState.RUNNING, "failed/OSProvisioningTimedOut", provisioning_time=T1),
      AzureMark(VMState.RUNNING, "succeeded", T0), True, "changed since the intent"),
+    # Regression (the chaos soak, issue 21): after a failed restart Azure's provisioning
+    # state is failed, with no time; a restart sent then, and done by the time it is
+    # settled, leaves the VM running as before — it was taken for "never sent", spent no
+    # budget, and the VM got a 4th restart in the hour.
+    (PowerInfo(VMState.RUNNING, "succeeded", provisioning_time=T1),
+     AzureMark(VMState.RUNNING, "failed/InternalExecutionError", None), True,
+     "changed since the intent"),
+    (PowerInfo(VMState.RUNNING, "failed/InternalExecutionError", provisioning_time=None),
+     AzureMark(VMState.RUNNING, "failed/InternalExecutionError", None), None,
+     "no provisioning time to compare"),
 ])
 def test_settle_compares_azure_now_with_the_view_kept_with_the_intent(
         view: PowerInfo | None, before: AzureMark | None, sent: bool | None,
