@@ -63,16 +63,19 @@ def is_notification_url(target: str) -> bool:
 def _is_network_host(host: str) -> bool:
     """An IP address, localhost, or a dotted DNS name: not a token in the host's place
     (``slack://TOKEN_A/…``, ``pagerduty://KEY@KEY``, ``ntfys://TOPIC``)."""
-    if host == "localhost":
+    if host == "localhost" or _is_ip(host):
         return True
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
     labels = host.split(".")
     return (len(labels) >= 2 and all(HOST_LABEL_RE.fullmatch(label) for label in labels)
             and labels[-1].isalpha())
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:  # a name, not an address
+        return False
+    return True
 
 
 def redacted(url: str) -> str:
